@@ -1,0 +1,35 @@
+# Two commands on a fresh Debian + Python 3.11 machine:  make demo  |  make test
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SNAKEMAKE := $(VENV)/bin/snakemake
+STAMP := $(VENV)/.installed
+PIP := $(PY) -m pip --disable-pip-version-check -q
+INSTALL_LOG := $(VENV)/install.log
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: demo test bench slurm-profile rulegraph clean
+
+# torch goes in first and alone: pip then takes the CPU wheel instead of pulling CUDA builds.
+$(STAMP): requirements.txt
+	@echo "Installing the virtual environment in $(VENV) (log: $(INSTALL_LOG)) ..."
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@{ $(PIP) install "$$(grep -E '^torch==' requirements.txt)" && $(PIP) install -r requirements.txt; } \
+		> $(INSTALL_LOG) 2>&1 || { tail -n 40 $(INSTALL_LOG); exit 1; }
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(SNAKEMAKE) all
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) tests/bench/bench_ingest.py
+
+rulegraph: $(STAMP)  
+	$(SNAKEMAKE) --rulegraph all | $(PY) tests/tools/dot_to_svg.py > docs_rulegraph.svg
+
+clean:
+	rm -rf results .snakemake

@@ -1,0 +1,21 @@
+# ALPHA / "Align Via Actions": behaviour data from Meta Ad Library dumps → census-normalised
+# segments → instruction tasks → fine-tuning → zero-shot benchmarks → results/table1.csv.
+# This file is the table of contents: configuration, the stages, and the targets.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/demo.smk"
+include: "rules/ads.smk"
+
+
+rule all:
+    input:
+        get_final_targets,
+    default_target: True
+    localrule: True

@@ -1,0 +1,109 @@
+# Ads stage: dumps → one clean Parquet table → census-normalised segments → Figure-2 views.
+
+
+rule ingest_dump:
+    input:
+        unpack(get_dump_files),
+        code=workflow.source_path("../scripts/alpha/ingest.py"),
+        cleaning=workflow.source_path("../scripts/alpha/ads.py"),
+    output:
+        ads="results/ads/dumps/{dump}.parquet",
+        quarantine="results/ads/dumps/{dump}.quarantine.parquet",
+        report="results/ads/dumps/{dump}.report.json",
+    params:
+        dump=get_dump_params,
+        cleaning=config["ads"]["cleaning"],
+        batch_rows=config["ads"]["batch_rows"],
+    log:
+        "results/logs/ingest_dump/{dump}.log",
+    benchmark:
+        "results/benchmarks/ingest_dump/{dump}.tsv"
+    group:
+        "ingest"
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    threads: 1
+    conda:
+        "../envs/ads.yaml"
+    script:
+        "../scripts/ingest_dump.py"
+
+
+rule merge_ads:
+    input:
+        ads=get_ingested("ads"),
+        quarantine=get_ingested("quarantine"),
+        reports=get_ingested("report"),
+    output:
+        ads="results/ads/ads.parquet",
+        quarantine="results/ads/quarantine.parquet",
+        duplicates="results/ads/duplicates.parquet",
+        report="results/ads/ingest_report.json",
+    params:
+        batch_rows=config["ads"]["batch_rows"],
+    log:
+        "results/logs/merge_ads.log",
+    benchmark:
+        "results/benchmarks/merge_ads.tsv"
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    threads: 1
+    conda:
+        "../envs/ads.yaml"
+    script:
+        "../scripts/merge_ads.py"
+
+
+rule normalise_census:
+    input:
+        ads="results/ads/ads.parquet",
+        state_population=config["census"]["state_population"],
+        sex_age=config["census"]["sex_age"],
+        pr_municipios=config["census"]["pr_municipios"],
+        code=workflow.source_path("../scripts/alpha/census.py"),
+    output:
+        segments="results/ads/segments.parquet",
+        report="results/ads/census_report.json",
+    params:
+        include_puerto_rico=config["census"]["include_puerto_rico"],
+        batch_rows=config["census"]["batch_rows"],
+    log:
+        "results/logs/normalise_census.log",
+    benchmark:
+        "results/benchmarks/normalise_census.tsv"
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    threads: 1
+    conda:
+        "../envs/ads.yaml"
+    script:
+        "../scripts/normalise_census.py"
+
+
+rule delivery_figures:
+    input:
+        ads="results/ads/ads.parquet",
+        segments="results/ads/segments.parquet",
+        state_population=config["census"]["state_population"],
+        sex_age=config["census"]["sex_age"],
+        pr_municipios=config["census"]["pr_municipios"],
+        code=workflow.source_path("../scripts/alpha/figures.py"),
+    output:
+        dir=directory("results/figures/delivery"),
+    params:
+        ad_ids=config["figures"]["ad_ids"],
+        n_auto=config["figures"]["n_auto"],
+        include_puerto_rico=config["census"]["include_puerto_rico"],
+    log:
+        "results/logs/delivery_figures.log",
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    threads: 1
+    conda:
+        "../envs/figures.yaml"
+    script:
+        "../scripts/plot_delivery.py"

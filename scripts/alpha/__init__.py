@@ -1,0 +1,1 @@
+"""ALPHA workflow library: everything the Snakemake entry scripts call."""

@@ -1,0 +1,453 @@
+"""Stream Ad Library dumps into Parquet: one job per dump file, then one merge that deduplicates.
+
+Memory stays bounded: records are read one at a time and written in row groups of ``batch_rows``;
+the merge keeps only two sorted arrays of 64-bit keys (ad id, content fingerprint), 16 bytes per ad.
+The exceptions, by design, are a JSON *page* file (one API page, a few MB, parsed whole) and a CSV
+export's side tables (``*_demos.csv`` / ``*_regions.csv``, held as a dict keyed by ad id).
+"""
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from alpha import ads
+from alpha.ads import ADS_SCHEMA, QUARANTINE_SCHEMA, CleaningOptions, Reject
+
+log = logging.getLogger("alpha.ingest")
+
+RAW_LIMIT = 2000  # characters of a bad record kept in quarantine (redacted)
+PARQUET_OPTIONS = dict(compression="zstd", use_dictionary=True, write_statistics=True)
+
+# CSV column aliases → the current API field (dotted names are range bounds).
+CSV_ALIASES: dict[str, tuple[str, ...]] = {
+    "id": ("id", "ad_id", "_id", "ad_archive_id", "archive_id"),
+    "page_id": ("page_id",),
+    "page_name": ("page_name",),
+    "bylines": ("bylines", "funding_entity", "paid_for_by"),
+    "ad_creation_time": ("ad_creation_time", "created_time"),
+    "ad_delivery_start_time": ("ad_delivery_start_time", "delivery_start"),
+    "ad_delivery_stop_time": ("ad_delivery_stop_time", "delivery_stop"),
+    "ad_creative_bodies": ("ad_creative_bodies", "ad_creative_body", "body"),
+    "ad_creative_link_titles": ("ad_creative_link_titles", "ad_creative_link_title"),
+    "ad_creative_link_captions": ("ad_creative_link_captions", "ad_creative_link_caption"),
+    "ad_creative_link_descriptions": ("ad_creative_link_descriptions", "ad_creative_link_description"),
+    "currency": ("currency",),
+    "languages": ("languages",),
+    "publisher_platforms": ("publisher_platforms",),
+    "ad_snapshot_url": ("ad_snapshot_url", "snapshot_url"),
+    "demographic_distribution": ("demographic_distribution",),
+    "delivery_by_region": ("delivery_by_region", "region_distribution"),
+    "spend": ("spend",),
+    "impressions": ("impressions",),
+    "estimated_audience_size": ("estimated_audience_size", "potential_reach"),
+}
+for _rng in ("spend", "impressions", "estimated_audience_size"):
+    _legacy = ["potential_reach"] if _rng == "estimated_audience_size" else []
+    for _bound, _short in (("lower_bound", ("lower", "min")), ("upper_bound", ("upper", "max"))):
+        CSV_ALIASES[f"{_rng}.{_bound}"] = tuple(
+            f"{base}{sep}{suffix}"
+            for base in [_rng, *_legacy]
+            for sep in (".", "_")
+            for suffix in (_bound, *_short)
+        )
+SIDE_ID_ALIASES = ("ad_id", "id", "_id", "ad_archive_id")
+
+
+class IngestError(RuntimeError):
+    """A dump that is unusable as a whole (missing, undecodable, unknown schema, no records)."""
+
+
+@dataclass(frozen=True)
+class DumpSpec:
+    name: str
+    path: Path
+    format: str | None = None  # jsonl | json | csv; inferred from the suffix when None
+    demographics: Path | None = None  # CSV exports: side table keyed by ad id
+    regions: Path | None = None
+    columns: Mapping[str, str] = field(default_factory=dict)  # extra CSV column → API field
+
+    @property
+    def resolved_format(self) -> str:
+        if self.format:
+            return self.format
+        suffixes = [s.lower() for s in self.path.suffixes if s.lower() != ".gz"]
+        ext = suffixes[-1] if suffixes else ""
+        fmt = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv"}.get(ext)
+        if fmt is None:
+            raise IngestError(f"{self.path}: cannot tell the format from the suffix; set format: jsonl|json|csv")
+        return fmt
+
+
+@dataclass
+class RawRecord:
+    index: int
+    record: dict | None
+    raw: str = ""
+    error: str | None = None  # quarantine reason when the record itself could not be read
+
+
+def _open_binary(path: Path):
+    if not path.exists():
+        raise IngestError(f"{path}: file not found")
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+
+
+def _raw_text(raw: Any) -> str:
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    return ads.redact(text)[:RAW_LIMIT]
+
+
+# ---------------------------------------------------------------- readers
+
+
+def read_jsonl(spec: DumpSpec) -> Iterator[RawRecord]:
+    with _open_binary(spec.path) as fh:
+        index = 0
+        for line in fh:
+            if not line.strip():
+                continue
+            try:
+                obj = orjson.loads(line)
+            except orjson.JSONDecodeError as err:
+                yield RawRecord(index, None, _raw_text(line), f"malformed_json: {err}")
+            else:
+                if isinstance(obj, dict):
+                    yield RawRecord(index, obj)
+                else:
+                    yield RawRecord(index, None, _raw_text(line), "not_an_object")
+            index += 1
+
+
+def read_json_pages(spec: DumpSpec) -> Iterator[RawRecord]:
+    """One API page (``{"data": [...], "paging": ...}``) or a plain JSON array of ads."""
+    with _open_binary(spec.path) as fh:
+        try:
+            doc = orjson.loads(fh.read())
+        except orjson.JSONDecodeError as err:
+            raise IngestError(f"{spec.path}: not valid JSON ({err}); JSON Lines dumps need a .jsonl suffix") from None
+    items = doc.get("data") if isinstance(doc, dict) else doc
+    if not isinstance(items, list):
+        raise IngestError(f"{spec.path}: expected an API page with a 'data' list or a JSON array of ads")
+    for index, obj in enumerate(items):
+        if isinstance(obj, dict):
+            yield RawRecord(index, obj)
+        else:
+            yield RawRecord(index, None, _raw_text(orjson.dumps(obj)), "not_an_object")
+
+
+def _map_columns(header: list[str], extra: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
+    lookup = {alias: canonical for canonical, aliases in CSV_ALIASES.items() for alias in aliases}
+    lookup.update({k.lower(): v for k, v in extra.items()})
+    mapping, unmapped = {}, []
+    for col in header:
+        key = col.strip().lstrip("\ufeff").lower()
+        if key in lookup:
+            mapping[col] = lookup[key]
+        else:
+            unmapped.append(col)
+    return mapping, unmapped
+
+
+def _read_side_table(path: Path, keys: tuple[str, ...]) -> dict[str, list[dict]]:
+    table: dict[str, list[dict]] = {}
+    with _open_binary(path) as fb, io.TextIOWrapper(fb, encoding="utf-8-sig", newline="") as fh:
+        reader = csv.DictReader(fh)
+        id_col = next((c for c in reader.fieldnames or [] if c.strip().lower() in SIDE_ID_ALIASES), None)
+        missing = [k for k in (*keys, "percentage") if k not in (reader.fieldnames or [])]
+        if id_col is None or missing:
+            raise IngestError(f"{path}: side table needs an ad id column and {', '.join((*keys, 'percentage'))}")
+        for row in reader:
+            table.setdefault(row[id_col].strip(), []).append({k: row[k] for k in (*keys, "percentage")})
+    return table
+
+
+def read_csv(spec: DumpSpec, unmapped_out: list[str]) -> Iterator[RawRecord]:
+    demos = _read_side_table(spec.demographics, ("age", "gender")) if spec.demographics else {}
+    regions = _read_side_table(spec.regions, ("region",)) if spec.regions else {}
+    with _open_binary(spec.path) as fb, io.TextIOWrapper(fb, encoding="utf-8-sig", newline="") as fh:
+        reader = csv.reader(fh)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise IngestError(f"{spec.path}: empty CSV") from None
+        mapping, unmapped = _map_columns(header, spec.columns)
+        unmapped_out.extend(unmapped)
+        if "id" not in mapping.values() and "ad_snapshot_url" not in mapping.values():
+            raise IngestError(f"{spec.path}: no ad id column among {header}; map one with ads.dumps[].columns")
+        if unmapped:
+            log.warning("%s: columns not mapped to any Ad Library field (kept out of the table): %s", spec.path.name, unmapped)
+        for index, row in enumerate(reader):
+            rec: dict[str, Any] = {}
+            for col, value in zip(header, row):
+                target = mapping.get(col)
+                if target is None or value == "":
+                    continue
+                if "." in target:
+                    base, bound = target.split(".", 1)
+                    rec.setdefault(base, {})[bound] = value
+                else:
+                    rec[target] = value
+            ad_id = ads.resolve_ad_id(rec.get("id"), rec.get("ad_snapshot_url"))
+            if ad_id:
+                rec["id"] = ad_id
+                if "demographic_distribution" not in rec and ad_id in demos:
+                    rec["demographic_distribution"] = demos[ad_id]
+                if "delivery_by_region" not in rec and ad_id in regions:
+                    rec["delivery_by_region"] = regions[ad_id]
+            yield RawRecord(index, rec, _raw_text(",".join(row)))
+
+
+def read_records(spec: DumpSpec, unmapped_out: list[str]) -> Iterator[RawRecord]:
+    fmt = spec.resolved_format
+    if fmt == "jsonl":
+        return read_jsonl(spec)
+    if fmt == "json":
+        return read_json_pages(spec)
+    if fmt == "csv":
+        return read_csv(spec, unmapped_out)
+    raise IngestError(f"{spec.path}: unknown format {fmt!r} (jsonl, json or csv)")
+
+
+def load_media(path: Path | None) -> dict[str, str]:
+    """Media verbalisations: JSON Lines or CSV with ``ad_id`` and ``verbalisation``."""
+    if path is None:
+        return {}
+    spec = DumpSpec("media", Path(path))
+    media: dict[str, str] = {}
+    records = read_jsonl(spec) if spec.resolved_format == "jsonl" else read_csv(spec, [])
+    for rec in records:
+        if rec.record and rec.record.get("id", rec.record.get("ad_id")):
+            ad_id = str(rec.record.get("id", rec.record.get("ad_id"))).strip()
+            text = rec.record.get("verbalisation") or rec.record.get("media_verbalisation")
+            if text:
+                media[ad_id] = str(text)
+    log.info("media verbalisations: %d ads from %s", len(media), spec.path.name)
+    return media
+
+
+# ---------------------------------------------------------------- writing
+
+
+class BatchWriter:
+    """Accumulates row dicts column-wise and writes one Parquet row group per ``batch_rows``."""
+
+    def __init__(self, path: Path, schema: pa.Schema, batch_rows: int):
+        self.path, self.schema, self.batch_rows = Path(path), schema, batch_rows
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = pq.ParquetWriter(self.path, schema, **PARQUET_OPTIONS)
+        self._cols: dict[str, list] = {name: [] for name in schema.names}
+        self.rows = 0
+
+    def add(self, row: Mapping[str, Any]) -> None:
+        for name, col in self._cols.items():
+            col.append(row[name])
+        if len(self._cols[self.schema.names[0]]) >= self.batch_rows:
+            self.flush()
+
+    def write_table(self, table: pa.Table) -> None:
+        self.flush()
+        if table.num_rows:
+            self._writer.write_table(table.select(self.schema.names).cast(self.schema))
+            self.rows += table.num_rows
+
+    def flush(self) -> None:
+        n = len(self._cols[self.schema.names[0]])
+        if not n:
+            return
+        arrays = [pa.array(self._cols[f.name], type=f.type) for f in self.schema]
+        self._writer.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
+        self.rows += n
+        self._cols = {name: [] for name in self.schema.names}
+
+    def close(self) -> None:
+        self.flush()
+        self._writer.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _progress(name: str, n: int, started: float) -> None:
+    rate = n / max(time.perf_counter() - started, 1e-9)
+    log.info("%s: %d records read (%.0f/s)", name, n, rate)
+
+
+# ---------------------------------------------------------------- one dump
+
+
+def ingest_dump(
+    spec: DumpSpec,
+    out_ads: Path,
+    out_quarantine: Path,
+    options: CleaningOptions,
+    media: Mapping[str, str] | None = None,
+    batch_rows: int = 50_000,
+    progress_every: int = 100_000,
+) -> dict:
+    """Parse and clean one dump; kept rows → ``out_ads``, failures → ``out_quarantine``; returns counts."""
+    source = spec.path.name
+    reasons: Counter[str] = Counter()
+    unmapped: list[str] = []
+    n_in = n_kept = n_objects = n_multi = 0
+    started = time.perf_counter()
+    try:
+        with BatchWriter(out_ads, ADS_SCHEMA, batch_rows) as kept, BatchWriter(
+            out_quarantine, QUARANTINE_SCHEMA, batch_rows
+        ) as bad:
+            for raw in read_records(spec, unmapped):
+                n_in += 1
+                if n_in % progress_every == 0:
+                    _progress(source, n_in, started)
+                if raw.record is None:
+                    reason, _, detail = (raw.error or "malformed_json").partition(": ")
+                    reasons[reason] += 1
+                    bad.add(dict(source_file=source, source_record=raw.index, ad_id=None, reason=reason, detail=detail, raw=raw.raw))
+                    continue
+                n_objects += 1
+                try:
+                    row = ads.normalise_record(raw.record, options, media)
+                except Reject as rej:
+                    reasons[rej.reason] += 1
+                    raw_text = raw.raw or _raw_text(orjson.dumps(raw.record, default=str))
+                    bad.add(dict(source_file=source, source_record=raw.index, ad_id=rej.ad_id, reason=rej.reason, detail=ads.redact(rej.detail), raw=raw_text))
+                    continue
+                row["source_file"], row["source_record"] = source, raw.index
+                n_multi += row["n_frames"] > 1
+                kept.add(row)
+                n_kept += 1
+    except UnicodeDecodeError as err:
+        raise IngestError(f"{spec.path}: not UTF-8 text ({err}); re-encode the file or fix the export") from None
+    if n_in == 0:
+        raise IngestError(f"{spec.path}: no records in the file")
+    if n_objects == 0:
+        raise IngestError(f"{spec.path}: none of its {n_in} records could be parsed (wrong format?)")
+    _progress(source, n_in, started)
+    return {
+        "dump": spec.name,
+        "file": source,
+        "format": spec.resolved_format,
+        "in": n_in,
+        "parsed_kept": n_kept,
+        "quarantined": sum(reasons.values()),
+        "quarantined_by_reason": dict(sorted(reasons.items())),
+        "multi_frame_merged": n_multi,
+        "unmapped_columns": unmapped,
+    }
+
+
+# ---------------------------------------------------------------- merge + dedupe
+
+
+class SeenKeys:
+    """A growing set of uint64 keys kept as one sorted array (8 bytes per key, vectorised lookups)."""
+
+    def __init__(self) -> None:
+        self._keys = np.empty(0, dtype=np.uint64)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def seen(self, keys: np.ndarray) -> np.ndarray:
+        if not len(self._keys):
+            return np.zeros(len(keys), dtype=bool)
+        pos = np.minimum(np.searchsorted(self._keys, keys), len(self._keys) - 1)
+        return self._keys[pos] == keys
+
+    def add(self, keys: np.ndarray) -> None:
+        self._keys = np.union1d(self._keys, keys)
+
+
+def _first_occurrence(keys: np.ndarray) -> np.ndarray:
+    _, first = np.unique(keys, return_index=True)
+    mask = np.zeros(len(keys), dtype=bool)
+    mask[first] = True
+    return mask
+
+
+def _id_keys(ad_ids: pa.Array) -> np.ndarray:
+    try:
+        return pc.cast(ad_ids, pa.uint64()).to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # ids beyond 2**64: hash them
+        return np.array([ads.content_hash(x) for x in ad_ids.to_pylist()], dtype=np.uint64)
+
+
+DUPLICATES_SCHEMA = pa.schema(
+    [("source_file", pa.string()), ("source_record", pa.int64()), ("ad_id", pa.string()), ("key", pa.string())]
+)
+
+
+def merge_dumps(
+    parts: list[tuple[Path, Path, dict]],
+    out_ads: Path,
+    out_quarantine: Path,
+    out_duplicates: Path,
+    batch_rows: int = 50_000,
+) -> dict:
+    """Concatenate per-dump tables in config order, dropping duplicates; returns the ingest report.
+
+    A record is a duplicate when its ad id or its content fingerprint (page, body, start date,
+    delivery) occurred in any earlier record: the first occurrence, in config order, is kept.
+    """
+    seen_ids, seen_content = SeenKeys(), SeenKeys()
+    files: dict[str, dict] = {}
+    out_schema = ADS_SCHEMA.remove(ADS_SCHEMA.get_field_index("content_hash"))
+    with BatchWriter(out_ads, out_schema, batch_rows) as kept, BatchWriter(
+        out_quarantine, QUARANTINE_SCHEMA, batch_rows
+    ) as bad, BatchWriter(out_duplicates, DUPLICATES_SCHEMA, batch_rows) as dups:
+        for ads_path, quarantine_path, report in parts:
+            n_dup = n_kept = 0
+            for batch in pq.ParquetFile(ads_path).iter_batches(batch_size=batch_rows):
+                ids = _id_keys(batch.column("ad_id"))
+                content = batch.column("content_hash").to_numpy(zero_copy_only=False)
+                dup_id = seen_ids.seen(ids) | ~_first_occurrence(ids)
+                dup_content = seen_content.seen(content) | ~_first_occurrence(content)
+                keep = ~(dup_id | dup_content)
+                seen_ids.add(ids)
+                seen_content.add(content)
+                table = pa.Table.from_batches([batch])
+                kept.write_table(table.filter(pa.array(keep)).drop_columns(["content_hash"]))
+                dropped = table.filter(pa.array(~keep))
+                if dropped.num_rows:
+                    key = np.where(dup_id[~keep], "ad_id", "content")
+                    dups.write_table(
+                        pa.table(
+                            {
+                                "source_file": dropped.column("source_file"),
+                                "source_record": dropped.column("source_record"),
+                                "ad_id": dropped.column("ad_id"),
+                                "key": pa.array(key.tolist(), pa.string()),
+                            }
+                        )
+                    )
+                n_dup += int((~keep).sum())
+                n_kept += int(keep.sum())
+            for qbatch in pq.ParquetFile(quarantine_path).iter_batches(batch_size=batch_rows):
+                bad.write_table(pa.Table.from_batches([qbatch]))
+            entry = dict(report, duplicates=n_dup, kept=n_kept)
+            entry.pop("parsed_kept")
+            if entry["in"] != entry["kept"] + entry["quarantined"] + entry["duplicates"]:
+                raise AssertionError(f"record accounting broken for {report['dump']}: {entry}")
+            files[report["dump"]] = entry
+    totals = {k: sum(f[k] for f in files.values()) for k in ("in", "kept", "quarantined", "duplicates", "multi_frame_merged")}
+    by_reason: Counter[str] = Counter()
+    for f in files.values():
+        by_reason.update(f["quarantined_by_reason"])
+    totals["quarantined_by_reason"] = dict(sorted(by_reason.items()))
+    log.info("merged %d files: %s", len(files), totals)
+    return {"files": files, "totals": totals, "invariant": "in == kept + quarantined + duplicates"}

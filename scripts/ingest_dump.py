@@ -1,0 +1,30 @@
+"""Snakemake entry: parse and clean one Ad Library dump (rule ingest_dump)."""
+from pathlib import Path
+
+from alpha import ingest, io
+from alpha.ads import CleaningOptions
+
+smk = snakemake  # noqa: F821  (injected by Snakemake)
+log = io.setup_logging(smk.log[0])
+try:
+    spec = ingest.DumpSpec(
+        name=smk.wildcards.dump,
+        path=Path(smk.input.dump),
+        format=smk.params.dump["format"],
+        demographics=Path(smk.input.demographics) if "demographics" in smk.input.keys() else None,
+        regions=Path(smk.input.regions) if "regions" in smk.input.keys() else None,
+        columns=smk.params.dump["columns"] or {},
+    )
+    media = ingest.load_media(Path(smk.input.media)) if "media" in smk.input.keys() else None
+    report = ingest.ingest_dump(
+        spec,
+        Path(smk.output.ads),
+        Path(smk.output.quarantine),
+        CleaningOptions(**smk.params.cleaning),
+        media=media,
+        batch_rows=smk.params.batch_rows,
+    )
+    io.write_json(smk.output.report, report)
+except ingest.IngestError as err:
+    log.error("%s", err)
+    raise SystemExit(f"ingest_dump failed: {err}")
