@@ -9,7 +9,7 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 INSTALL_LOG := $(VENV)/install.log
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: demo test bench slurm-profile rulegraph clean
+.PHONY: demo test bench readme clean
 
 # torch goes in first and alone: pip then takes the CPU wheel instead of pulling CUDA builds.
 $(STAMP): requirements.txt
@@ -28,8 +28,9 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) tests/bench/bench_ingest.py
 
-rulegraph: $(STAMP)  
-	$(SNAKEMAKE) --rulegraph all | $(PY) tests/tools/dot_to_svg.py > docs_rulegraph.svg
+# Regenerate README's rule graph and config reference (a test fails when they are stale).
+readme: $(STAMP)
+	$(PY) tests/tools/update_readme.py
 
 clean:
 	rm -rf results .snakemake

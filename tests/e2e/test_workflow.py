@@ -1,0 +1,128 @@
+"""The workflow end to end on the embedded default: outputs, secrets, determinism, reruns, config errors."""
+from __future__ import annotations
+
+import json
+import re
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from helpers import copy_workflow, output_files, snakemake
+
+pytestmark = pytest.mark.e2e
+
+
+def test_ads_stage_outputs(demo_run):
+    results = demo_run / "results"
+    report = json.loads((results / "ads/ingest_report.json").read_text())
+    totals = report["totals"]
+    assert totals["in"] == totals["kept"] + totals["quarantined"] + totals["duplicates"]
+    assert set(report["files"]) == {"current", "legacy", "page", "export"}
+    for entry in report["files"].values():
+        assert entry["in"] == entry["kept"] + entry["quarantined"] + entry["duplicates"]
+    for reason in ("malformed_json", "empty_body", "unnamed_page", "too_short"):
+        assert totals["quarantined_by_reason"].get(reason, 0) > 0, reason
+    assert totals["duplicates"] > 0 and totals["multi_frame_merged"] > 0
+    assert report["files"]["export"]["unmapped_columns"] == ["collector_batch"]
+
+    ads = pq.read_table(results / "ads/ads.parquet")
+    assert ads.num_rows == totals["kept"] > 2000
+    assert len(set(ads.column("ad_id").to_pylist())) == ads.num_rows
+    assert pq.read_table(results / "ads/quarantine.parquet").num_rows == totals["quarantined"]
+    assert pq.read_table(results / "ads/duplicates.parquet").num_rows == totals["duplicates"]
+    assert any(t is not None for t in ads.column("media_verbalisation").to_pylist())
+
+    segments = pq.read_table(results / "ads/segments.parquet")
+    assert segments.column("ad_id").to_pylist() == ads.column("ad_id").to_pylist()
+    assert "census_status" in segments.column_names
+    figures = sorted((results / "figures/delivery").glob("*.png"))
+    assert len(figures) == 2
+
+
+def _strings_in_parquet(path):
+    table = pq.read_table(path)
+    for name in table.column_names:
+        col = table.column(name)
+        typ = col.type
+        while pa.types.is_list(typ):
+            col, typ = pa.chunked_array([c.flatten() for c in col.chunks], typ.value_type), typ.value_type
+        if pa.types.is_string(typ) or pa.types.is_large_string(typ):
+            yield from (s for s in col.to_pylist() if s)
+
+
+def test_no_access_token_anywhere_under_results(demo_run):
+    results = demo_run / "results"
+    checked = 0
+    for path in results.rglob("*"):
+        if not path.is_file():
+            continue
+        checked += 1
+        assert b"access_token" not in path.read_bytes().lower(), path
+        if path.suffix == ".parquet":  # compressed pages: look at the decoded strings too
+            for text in _strings_in_parquet(path):
+                assert "access_token" not in text.lower(), (path, text[:200])
+    assert checked > 10
+
+
+def test_two_runs_are_byte_identical(demo_run, tmp_path):
+    second = copy_workflow(tmp_path / "second")
+    snakemake(second, "all")
+    first_files, second_files = output_files(demo_run / "results"), output_files(second / "results")
+    assert first_files.keys() == second_files.keys()
+    different = [name for name in first_files if first_files[name] != second_files[name]]
+    assert not different, different
+
+
+def _jobs_in_dry_run(workdir, *args):
+    out = snakemake(workdir, "-n", "--quiet", "rules", *args)
+    return set(re.findall(r"^(\w+)\s+\d+\s*$", out.stdout, flags=re.M)) - {"total", "all"}
+
+
+def test_census_parameter_change_reruns_only_downstream(demo_run, tmp_path):
+    assert _jobs_in_dry_run(demo_run) == set()
+    config = yaml.safe_load((demo_run / "config/config.yaml").read_text())
+    config["census"]["include_puerto_rico"] = not config["census"]["include_puerto_rico"]
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(config))
+    assert _jobs_in_dry_run(demo_run, "--configfile", str(changed)) == {"normalise_census", "delivery_figures"}
+
+
+def test_cleaning_parameter_change_reruns_ingestion(demo_run, tmp_path):
+    config = yaml.safe_load((demo_run / "config/config.yaml").read_text())
+    config["ads"]["cleaning"]["min_words"] += 1
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(config))
+    jobs = _jobs_in_dry_run(demo_run, "--configfile", str(changed))
+    assert {"ingest_dump", "merge_ads", "normalise_census", "delivery_figures"} <= jobs
+
+
+def test_lint(demo_run):
+    out = snakemake(demo_run, "--lint", check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda c: c.update(sedd=1), "sedd"),
+        (lambda c: c["census"].update(include_puerto_rico="yes"), "include_puerto_rico"),
+        (lambda c: c["ads"]["cleaning"].update(min_wrds=3), "min_wrds"),
+        (lambda c: c["census"].update(sex_age="config/census/nope.csv"), "config/census/nope.csv"),
+        (
+            lambda c: (c["demo"].update(enabled=False), c["ads"].update(dumps=[{"path": "/data/missing.jsonl"}])),
+            "/data/missing.jsonl",
+        ),
+    ],
+    ids=["unknown-key", "wrong-type", "unknown-nested-key", "missing-census", "missing-dump"],
+)
+def test_config_errors_stop_before_any_job(tmp_path, edit, message):
+    workdir = copy_workflow(tmp_path / "wf")
+    config = yaml.safe_load((workdir / "config/config.yaml").read_text())
+    edit(config)
+    (workdir / "config/config.yaml").write_text(yaml.safe_dump(config))
+    proc = snakemake(workdir, "all", check=False)
+    assert proc.returncode != 0
+    assert message in proc.stdout + proc.stderr
+    assert not (workdir / "results").exists()
