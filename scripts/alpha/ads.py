@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import ast
 import datetime as dt
-import hashlib
 import json
 import re
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, Iterable, Mapping
 
-import orjson
 import pyarrow as pa
 
 # Legacy (pre-2021) API names → current names.
@@ -34,7 +32,12 @@ LEGACY_FIELDS = {
 
 RANGE_FIELDS = ("spend", "impressions", "estimated_audience_size")
 
-URL_RE = re.compile(r"(?:https?://|www\.)[^\s<>\"']+", re.IGNORECASE)
+# The characters str.split() treats as whitespace, spelled out so that the vectorised twin
+# (alpha.ads_arrow, RE2 syntax) uses exactly the same set.
+WHITESPACE = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+URL_PATTERN = "(?:https?://|www\\.)[^<>\"'" + WHITESPACE + "]+"
+URL_RE = re.compile(URL_PATTERN, re.IGNORECASE)
+DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 # Any access_token (or its value) in free text or a URL query; values run to the next delimiter.
 TOKEN_RE = re.compile(r"[?&]?access_token=[^&#\s\"'<>]*", re.IGNORECASE)
 SNAPSHOT_ID_RE = re.compile(r"[?&]id=(\d+)")
@@ -67,7 +70,6 @@ ADS_SCHEMA = pa.schema(
         ("languages", pa.list_(pa.string())),
         ("platforms", pa.list_(pa.string())),
         ("snapshot_url", pa.string()),
-        ("content_hash", pa.uint64()),
         ("source_file", pa.string()),
         ("source_record", pa.int64()),
     ]
@@ -137,8 +139,8 @@ def strip_token(url: str | None) -> str | None:
 
 def resolve_ad_id(raw_id: Any, snapshot_url: str | None) -> str | None:
     """The ad archive id; a spreadsheet-mangled id ('1.23457E+15') is recovered from the snapshot URL."""
-    ad_id = str(raw_id or "").strip()
-    if ad_id.isdigit():
+    ad_id = str(raw_id or "").strip(WHITESPACE)
+    if ad_id.isascii() and ad_id.isdigit():
         return ad_id
     m = SNAPSHOT_ID_RE.search(snapshot_url or "")
     return m.group(1) if m else None
@@ -181,8 +183,11 @@ def parse_date(value: Any) -> dt.date | None:
     """'2019-10-30T22:24:19+0000' (old dumps) or '2021-12-08' (new): the calendar date as written."""
     if not value:
         return None
+    text = str(value).strip(WHITESPACE)[:10]
+    if not DATE_RE.fullmatch(text):
+        return None
     try:
-        return dt.date.fromisoformat(str(value).strip()[:10])
+        return dt.date.fromisoformat(text)
     except ValueError:
         return None
 
@@ -227,23 +232,19 @@ def merge_frames(bodies: Iterable[Any]) -> tuple[str, int]:
     return "\n".join(frames), len(frames)
 
 
-def content_hash(*parts: Any) -> int:
-    """A stable 64-bit fingerprint of JSON-serialisable parts (strings, numbers, dates, lists)."""
-    digest = hashlib.blake2b(orjson.dumps(parts), digest_size=8).digest()
-    return int.from_bytes(digest, "little")
-
-
 _LEGACY_KEYS = frozenset(LEGACY_FIELDS)
 
 
 def canonical_fields(record: Mapping[str, Any]) -> Mapping[str, Any]:
     """Legacy names → current names (current wins if both are present)."""
-    legacy = _LEGACY_KEYS.intersection(record)
-    if not legacy:
+    if _LEGACY_KEYS.isdisjoint(record):
         return record
     out = dict(record)
-    for old in legacy:
-        out.setdefault(LEGACY_FIELDS[old], out.pop(old))
+    for old, new in LEGACY_FIELDS.items():  # in table order: id, then ad_id, _id, ad_archive_id
+        if old in out:
+            value = out.pop(old)
+            if out.get(new) is None:
+                out[new] = value
     return out
 
 
@@ -299,16 +300,15 @@ def normalise_record(
     if ad_id is None:
         raise Reject("missing_id", f"id={rec.get('id')!r} and no id in ad_snapshot_url")
 
-    page_id = str(rec.get("page_id") or "").strip()
+    page_id = str(rec.get("page_id") or "").strip(WHITESPACE)
     if not page_id:
         raise Reject("missing_page", "no page_id", ad_id)
-    page_name = str(rec.get("page_name") or "").strip()
+    page_name = str(rec.get("page_name") or "").strip(WHITESPACE)
     if not page_name and options.drop_unnamed_pages:
         raise Reject("unnamed_page", f"page_id={page_id}", ad_id)
 
     bodies = rec.get("ad_creative_bodies")
-    bodies = [bodies] if isinstance(bodies, str) and not bodies.lstrip().startswith("[") else parse_list_cell(bodies)
-    body, n_frames = merge_frames(bodies)
+    body, n_frames = merge_frames([bodies] if isinstance(bodies, str) else bodies or [])
     if not body:
         raise Reject("empty_body", "", ad_id)
     media_text = media.get(ad_id) if media else None
@@ -346,7 +346,7 @@ def normalise_record(
         "ad_id": ad_id,
         "page_id": page_id,
         "page_name": page_name or None,
-        "bylines": (str(rec.get("bylines")).strip() or None) if rec.get("bylines") else None,
+        "bylines": (str(rec.get("bylines")).strip(WHITESPACE) or None) if rec.get("bylines") else None,
         "body": body,
         "n_frames": n_frames,
         "link_title": next((t for t in titles if t), None),
@@ -354,7 +354,7 @@ def normalise_record(
         "created": parse_date(rec.get("ad_creation_time")),
         "delivery_start": start,
         "delivery_stop": parse_date(rec.get("ad_delivery_stop_time")),
-        "currency": (str(rec.get("currency") or "").strip().upper() or None),
+        "currency": (str(rec.get("currency") or "").strip(WHITESPACE).upper() or None),
         "spend_lower": spend[0],
         "spend_upper": spend[1],
         "impressions_lower": impressions[0],
@@ -369,5 +369,4 @@ def normalise_record(
         "languages": [str(x) for x in parse_list_cell(rec.get("languages"))],
         "platforms": [str(x) for x in parse_list_cell(rec.get("publisher_platforms"))],
         "snapshot_url": strip_token(url),
-        "content_hash": content_hash(page_id, body, start, demo_age, demo_gender, demo_share, region_name, region_share),
     }

@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 import orjson
@@ -23,13 +23,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from alpha import ads
+from alpha import ads, ads_arrow
+from alpha.fingerprint import row_fingerprints
 from alpha.io import iter_parquet_batches
 from alpha.ads import ADS_SCHEMA, QUARANTINE_SCHEMA, CleaningOptions, Reject
 
 log = logging.getLogger("alpha.ingest")
 
 RAW_LIMIT = 2000  # characters of a bad record kept in quarantine (redacted)
+MIN_ARROW_BLOCK = 64  # below this many lines, a block Arrow rejects is read record by record
+JSONL_BLOCK_BYTES = 8 << 20  # JSON Lines are parsed in blocks of this size (bounds memory)
 PARQUET_OPTIONS = dict(compression="zstd", compression_level=1, use_dictionary=True, write_statistics=True)
 
 # CSV column aliases → the current API field (dotted names are range bounds).
@@ -114,22 +117,23 @@ def _raw_text(raw: Any) -> str:
 # ---------------------------------------------------------------- readers
 
 
+def _jsonl_record(index: int, line: bytes) -> RawRecord:
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError as err:
+        return RawRecord(index, None, _raw_text(line), f"malformed_json: {err}")
+    if isinstance(obj, dict):
+        return RawRecord(index, obj)
+    return RawRecord(index, None, _raw_text(line), "not_an_object")
+
+
 def read_jsonl(spec: DumpSpec) -> Iterator[RawRecord]:
     with _open_binary(spec.path) as fh:
         index = 0
         for line in fh:
-            if not line.strip():
-                continue
-            try:
-                obj = orjson.loads(line)
-            except orjson.JSONDecodeError as err:
-                yield RawRecord(index, None, _raw_text(line), f"malformed_json: {err}")
-            else:
-                if isinstance(obj, dict):
-                    yield RawRecord(index, obj)
-                else:
-                    yield RawRecord(index, None, _raw_text(line), "not_an_object")
-            index += 1
+            if line.strip():
+                yield _jsonl_record(index, line)
+                index += 1
 
 
 def read_json_pages(spec: DumpSpec) -> Iterator[RawRecord]:
@@ -199,6 +203,8 @@ def read_csv(spec: DumpSpec, unmapped_out: list[str]) -> Iterator[RawRecord]:
                 if "." in target:
                     base, bound = target.split(".", 1)
                     rec.setdefault(base, {})[bound] = value
+                elif target == "ad_creative_bodies":
+                    rec[target] = ads.parse_list_cell(value)  # JSON or Python-literal list, or one body
                 else:
                     rec[target] = value
             ad_id = ads.resolve_ad_id(rec.get("id"), rec.get("ad_snapshot_url"))
@@ -312,6 +318,98 @@ def _progress(name: str, n: int, started: float) -> None:
 # ---------------------------------------------------------------- one dump
 
 
+class _DumpSink:
+    """Where one dump's records go: kept rows, quarantine rows, and the counts for the report."""
+
+    def __init__(self, source: str, kept: BatchWriter, bad: BatchWriter, options: CleaningOptions, media):
+        self.source, self.kept, self.bad, self.options, self.media = source, kept, bad, options, media
+        self.reasons: Counter[str] = Counter()
+        self.n_in = self.n_kept = self.n_objects = self.n_multi = 0
+
+    def quarantine(self, index: int, ad_id: str | None, reason: str, detail: str, raw: str) -> None:
+        self.reasons[reason] += 1
+        self.bad.add(dict(source_file=self.source, source_record=index, ad_id=ad_id, reason=reason, detail=ads.redact(detail), raw=raw))
+
+    def record(self, raw: RawRecord) -> None:
+        """The per-record path (every format; JSON Lines blocks Arrow could not parse)."""
+        self.n_in += 1
+        if raw.record is None:
+            reason, _, detail = (raw.error or "malformed_json").partition(": ")
+            self.quarantine(raw.index, None, reason, detail, raw.raw)
+            return
+        self.n_objects += 1
+        try:
+            row = ads.normalise_record(raw.record, self.options, self.media)
+        except Reject as rej:
+            self.quarantine(raw.index, rej.ad_id, rej.reason, rej.detail, raw.raw or _raw_text(orjson.dumps(raw.record, default=str)))
+            return
+        row["source_file"], row["source_record"] = self.source, raw.index
+        self.n_multi += row["n_frames"] > 1
+        self.kept.add(row)
+        self.n_kept += 1
+
+    def block(self, table: pa.Table, indices: list[int], lines: list[bytes]) -> None:
+        """The vectorised path: a block of JSON Lines that Arrow parsed."""
+        rows, kept_rows, rejects = ads_arrow.clean_block(table, self.options, self.media)
+        self.n_in += len(indices)
+        self.n_objects += len(indices)
+        for row, rej in rejects:
+            self.quarantine(indices[row], rej.ad_id, rej.reason, rej.detail, _raw_text(lines[row]))
+        if rows.num_rows:
+            rows = rows.append_column("source_file", pa.array([self.source] * rows.num_rows, pa.string()))
+            rows = rows.append_column("source_record", pa.array(np.asarray(indices)[kept_rows], pa.int64()))
+            self.kept.write_table(rows)
+            self.n_kept += rows.num_rows
+            self.n_multi += int(pc.sum(pc.greater(rows.column("n_frames"), 1)).as_py() or 0)
+
+
+def _jsonl_blocks(spec: DumpSpec, block_bytes: int) -> Iterator[tuple[list[int], list[bytes], memoryview]]:
+    """Blocks of whole lines, about ``block_bytes`` each: (record indices, non-blank lines, the
+    block's bytes). Blank lines are not records. Memory is bounded by the block size."""
+    index = 0
+    tail = b""
+    with _open_binary(spec.path) as fh:
+        while True:
+            chunk = fh.read(block_bytes)
+            data = tail + chunk if tail else chunk
+            cut = len(data) if not chunk else data.rfind(b"\n") + 1
+            if cut == 0 and chunk:  # one line longer than the block: read on
+                tail = data
+                continue
+            block, tail = memoryview(data)[:cut], data[cut:]
+            lines = [line for line in bytes(block).split(b"\n") if line.strip()]
+            if lines:
+                yield list(range(index, index + len(lines))), lines, block
+                index += len(lines)
+            if not chunk:
+                return
+
+
+def _ingest_jsonl(spec: DumpSpec, sink: _DumpSink, block_bytes: int, progress: Callable[[int], None]) -> None:
+    """Arrow parses whole blocks; a block with a line it rejects is bisected so only the
+    offending lines (at most MIN_ARROW_BLOCK around each) take the per-record path."""
+
+    def handle(indices: list[int], lines: list[bytes], data) -> None:
+        try:
+            table = ads_arrow.parse_block(data if data is not None else b"\n".join(lines))
+            if table.num_rows != len(lines):
+                raise pa.ArrowInvalid("row count differs from line count")
+        except pa.ArrowInvalid:
+            if len(lines) > MIN_ARROW_BLOCK:
+                half = len(lines) // 2
+                handle(indices[:half], lines[:half], None)
+                handle(indices[half:], lines[half:], None)
+                return
+            for index, line in zip(indices, lines):
+                sink.record(_jsonl_record(index, line))
+            return
+        sink.block(table, indices, lines)
+
+    for indices, lines, data in _jsonl_blocks(spec, block_bytes):
+        handle(indices, lines, data)
+        progress(sink.n_in)
+
+
 def ingest_dump(
     spec: DumpSpec,
     out_ads: Path,
@@ -320,54 +418,48 @@ def ingest_dump(
     media: Mapping[str, str] | None = None,
     batch_rows: int = 10_000,
     progress_every: int = 100_000,
+    vectorised: bool = True,
 ) -> dict:
-    """Parse and clean one dump; kept rows → ``out_ads``, failures → ``out_quarantine``; returns counts."""
+    """Parse and clean one dump; kept rows → ``out_ads``, failures → ``out_quarantine``; returns counts.
+
+    JSON Lines go through Arrow's vectorised path unless ``vectorised`` is False (the per-record
+    path, which the tests use as the reference the fast path must match).
+    """
     source = spec.path.name
-    reasons: Counter[str] = Counter()
     unmapped: list[str] = []
-    n_in = n_kept = n_objects = n_multi = 0
     started = time.perf_counter()
+    next_report = [progress_every]
+
+    def progress(n: int) -> None:
+        if n >= next_report[0]:
+            _progress(source, n, started)
+            next_report[0] = (n // progress_every + 1) * progress_every
+
     try:
-        with BatchWriter(out_ads, ADS_SCHEMA, batch_rows) as kept, BatchWriter(
-            out_quarantine, QUARANTINE_SCHEMA, batch_rows
-        ) as bad:
-            for raw in read_records(spec, unmapped):
-                n_in += 1
-                if n_in % progress_every == 0:
-                    _progress(source, n_in, started)
-                if raw.record is None:
-                    reason, _, detail = (raw.error or "malformed_json").partition(": ")
-                    reasons[reason] += 1
-                    bad.add(dict(source_file=source, source_record=raw.index, ad_id=None, reason=reason, detail=detail, raw=raw.raw))
-                    continue
-                n_objects += 1
-                try:
-                    row = ads.normalise_record(raw.record, options, media)
-                except Reject as rej:
-                    reasons[rej.reason] += 1
-                    raw_text = raw.raw or _raw_text(orjson.dumps(raw.record, default=str))
-                    bad.add(dict(source_file=source, source_record=raw.index, ad_id=rej.ad_id, reason=rej.reason, detail=ads.redact(rej.detail), raw=raw_text))
-                    continue
-                row["source_file"], row["source_record"] = source, raw.index
-                n_multi += row["n_frames"] > 1
-                kept.add(row)
-                n_kept += 1
+        with BatchWriter(out_ads, ADS_SCHEMA, batch_rows) as kept, BatchWriter(out_quarantine, QUARANTINE_SCHEMA, batch_rows) as bad:
+            sink = _DumpSink(source, kept, bad, options, media)
+            if vectorised and spec.resolved_format == "jsonl":
+                _ingest_jsonl(spec, sink, JSONL_BLOCK_BYTES, progress)
+            else:
+                for raw in read_records(spec, unmapped):
+                    sink.record(raw)
+                    progress(sink.n_in)
     except UnicodeDecodeError as err:
         raise IngestError(f"{spec.path}: not UTF-8 text ({err}); re-encode the file or fix the export") from None
-    if n_in == 0:
+    if sink.n_in == 0:
         raise IngestError(f"{spec.path}: no records in the file")
-    if n_objects == 0:
-        raise IngestError(f"{spec.path}: none of its {n_in} records could be parsed (wrong format?)")
-    _progress(source, n_in, started)
+    if sink.n_objects == 0:
+        raise IngestError(f"{spec.path}: none of its {sink.n_in} records could be parsed (wrong format?)")
+    _progress(source, sink.n_in, started)
     return {
         "dump": spec.name,
         "file": source,
         "format": spec.resolved_format,
-        "in": n_in,
-        "parsed_kept": n_kept,
-        "quarantined": sum(reasons.values()),
-        "quarantined_by_reason": dict(sorted(reasons.items())),
-        "multi_frame_merged": n_multi,
+        "in": sink.n_in,
+        "parsed_kept": sink.n_kept,
+        "quarantined": sum(sink.reasons.values()),
+        "quarantined_by_reason": dict(sorted(sink.reasons.items())),
+        "multi_frame_merged": sink.n_multi,
         "unmapped_columns": unmapped,
     }
 
@@ -391,7 +483,10 @@ class SeenKeys:
         return self._keys[pos] == keys
 
     def add(self, keys: np.ndarray) -> None:
-        self._keys = np.union1d(self._keys, keys)
+        """Insert new keys in O(len(self) + len(keys)): no re-sort of what is already held."""
+        new = np.unique(keys)
+        new = new[~self.seen(new)]
+        self._keys = np.insert(self._keys, np.searchsorted(self._keys, new), new)
 
 
 def _first_occurrence(keys: np.ndarray) -> np.ndarray:
@@ -405,8 +500,11 @@ def _id_keys(ad_ids: pa.Array) -> np.ndarray:
     try:
         return pc.cast(ad_ids, pa.uint64()).to_numpy(zero_copy_only=False)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # ids beyond 2**64: hash them
-        return np.array([ads.content_hash(x) for x in ad_ids.to_pylist()], dtype=np.uint64)
+        return row_fingerprints(pa.table({"ad_id": ad_ids}), ["ad_id"])
 
+
+# What makes two records the same ad when their ids differ.
+CONTENT_COLUMNS = ["page_id", "body", "delivery_start", "demo_age", "demo_gender", "demo_share", "region_name", "region_share"]
 
 DUPLICATES_SCHEMA = pa.schema(
     [("source_file", pa.string()), ("source_record", pa.int64()), ("ad_id", pa.string()), ("key", pa.string())]
@@ -427,22 +525,21 @@ def merge_dumps(
     """
     seen_ids, seen_content = SeenKeys(), SeenKeys()
     files: dict[str, dict] = {}
-    out_schema = ADS_SCHEMA.remove(ADS_SCHEMA.get_field_index("content_hash"))
-    with BatchWriter(out_ads, out_schema, batch_rows) as kept, BatchWriter(
+    with BatchWriter(out_ads, ADS_SCHEMA, batch_rows) as kept, BatchWriter(
         out_quarantine, QUARANTINE_SCHEMA, batch_rows
     ) as bad, BatchWriter(out_duplicates, DUPLICATES_SCHEMA, batch_rows) as dups:
         for ads_path, quarantine_path, report in parts:
             n_dup = n_kept = 0
             for batch in iter_parquet_batches(ads_path, batch_rows):
                 ids = _id_keys(batch.column("ad_id"))
-                content = batch.column("content_hash").to_numpy(zero_copy_only=False)
+                content = row_fingerprints(batch, CONTENT_COLUMNS)
                 dup_id = seen_ids.seen(ids) | ~_first_occurrence(ids)
                 dup_content = seen_content.seen(content) | ~_first_occurrence(content)
                 keep = ~(dup_id | dup_content)
                 seen_ids.add(ids)
                 seen_content.add(content)
                 table = pa.Table.from_batches([batch])
-                kept.write_table(table.filter(pa.array(keep)).drop_columns(["content_hash"]))
+                kept.write_table(table.filter(pa.array(keep)))
                 dropped = table.filter(pa.array(~keep))
                 if dropped.num_rows:
                     key = np.where(dup_id[~keep], "ad_id", "content")

@@ -208,7 +208,6 @@ def test_merge_dedupes_across_files_and_accounts_for_every_record(tmp_path):
     assert files["again"]["kept"] == 0 and files["again"]["duplicates"] == 3
     assert report["totals"]["kept"] == 3
     merged = pq.read_table(tmp_path / "ads.parquet")
-    assert "content_hash" not in merged.column_names
     assert merged.column("ad_id").to_pylist() == ["1111111111111111", "5555555555555555", "1212121212121212"]
     dups = pq.read_table(tmp_path / "d.parquet").to_pylist()
     assert {d["key"] for d in dups} == {"ad_id"} and len(dups) == 1 + 3

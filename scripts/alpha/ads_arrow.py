@@ -1,0 +1,288 @@
+"""The vectorised twin of `alpha.ads.normalise_record` for JSON Lines dumps.
+
+Arrow's C++ JSON reader parses a block of lines against an explicit schema and pyarrow.compute
+cleans whole columns at once; only the rare awkward values (odd number formats, repeated carousel
+frames) drop back to the per-record helpers of `alpha.ads`. A block the reader cannot parse (a
+malformed line, a number where a string belongs) is handed to the per-record path by the caller.
+The two paths must agree record for record: tests/unit/test_ads_arrow.py checks them against
+each other on every fixture and on the demo dumps.
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pj
+
+from alpha import ads
+from alpha.ads import ADS_SCHEMA, CleaningOptions, Reject
+
+_RANGE = pa.struct([("lower_bound", pa.string()), ("upper_bound", pa.string())])
+_DEMO = pa.list_(pa.struct([("percentage", pa.string()), ("age", pa.string()), ("gender", pa.string())]))
+_REGION = pa.list_(pa.struct([("percentage", pa.string()), ("region", pa.string())]))
+_STRINGS = pa.list_(pa.string())
+
+RAW_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()), ("ad_id", pa.string()), ("_id", pa.string()), ("ad_archive_id", pa.string()),
+        ("page_id", pa.string()), ("page_name", pa.string()),
+        ("bylines", pa.string()), ("funding_entity", pa.string()),
+        ("ad_creation_time", pa.string()), ("ad_delivery_start_time", pa.string()), ("ad_delivery_stop_time", pa.string()),
+        ("ad_creative_bodies", _STRINGS), ("ad_creative_body", pa.string()),
+        ("ad_creative_link_titles", _STRINGS), ("ad_creative_link_title", pa.string()),
+        ("currency", pa.string()),
+        ("spend", _RANGE), ("impressions", _RANGE), ("estimated_audience_size", _RANGE), ("potential_reach", _RANGE),
+        ("demographic_distribution", _DEMO),
+        ("delivery_by_region", _REGION), ("region_distribution", _REGION),
+        ("languages", _STRINGS), ("publisher_platforms", _STRINGS),
+        ("ad_snapshot_url", pa.string()),
+    ]
+)
+_PARSE = pj.ParseOptions(explicit_schema=RAW_SCHEMA, unexpected_field_behavior="ignore", newlines_in_values=False)
+
+_WS_CLASS = "".join(f"\\x{{{ord(c):x}}}" for c in ads.WHITESPACE)
+_URL_RE2 = "(?i)(?:https?://|www\\.)[^<>\"'" + _WS_CLASS + "]+"
+_TOKEN_RE2 = "(?i)[?&]?access_token=[^&#<>\"'\\s]*"
+_SHARE_RE2 = r"^[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?$|^[0-9]+\.$"
+_DIGITS_RE2 = r"^[0-9]+$"
+
+# Checks in the order normalise_record makes them: the first that fails names the reason.
+_ORDER = ("missing_id", "missing_page", "unnamed_page", "empty_body", "too_short", "missing_dates", "distribution", "missing_location", "range")
+
+
+def parse_block(data) -> pa.Table:
+    """Parse JSON Lines bytes (or a memoryview, read without a copy); raises pyarrow.ArrowInvalid
+    when any line does not fit RAW_SCHEMA."""
+    options = pj.ReadOptions(use_threads=False, block_size=max(len(data) + 1, 1 << 20))  # one core per job
+    return pj.read_json(pa.BufferReader(pa.py_buffer(data)), read_options=options, parse_options=_PARSE)
+
+
+def _col(table: pa.Table, name: str) -> pa.Array:
+    return table.column(name).combine_chunks()
+
+
+def _coalesce(table: pa.Table, *names: str) -> pa.Array:
+    return pc.coalesce(*[_col(table, n) for n in names]) if len(names) > 1 else _col(table, names[0])
+
+
+def _trim(arr: pa.Array) -> pa.Array:
+    return pc.utf8_trim(arr, characters=ads.WHITESPACE)
+
+
+def _clean_text(arr: pa.Array) -> pa.Array:
+    """URLs → [URL]; then split on whitespace and join with one space (Arrow's Unicode whitespace
+    is exactly str.split()'s: checked over the whole BMP)."""
+    arr = pc.replace_substring_regex(arr, _URL_RE2, "[URL]")
+    return pc.utf8_trim_whitespace(pc.binary_join(pc.utf8_split_whitespace(arr), " "))  # edges split to ""
+
+
+def _np(arr) -> np.ndarray:
+    return np.asarray(pc.fill_null(arr, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _parse_date(arr: pa.Array) -> pa.Array:
+    text = pc.utf8_slice_codeunits(_trim(arr), 0, 10)
+    ok = pc.match_substring_regex(text, "^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+    parsed = pc.strptime(pc.if_else(ok, text, pa.scalar(None, pa.string())), format="%Y-%m-%d", unit="s", error_is_null=True)
+    # strptime rolls impossible days over (2021-02-30 → 2021-03-02); the Python path rejects them
+    real = pc.equal(pc.strftime(parsed, format="%Y-%m-%d"), text)
+    return pc.if_else(real, parsed, pa.scalar(None, parsed.type)).cast(pa.date32())
+
+
+def _distribution(lists: pa.Array, keys: tuple[str, ...], field: str, n: int):
+    """Columns of a breakdown plus, per row, the Reject of its first bad entry (or None)."""
+    lengths = pc.fill_null(pc.list_value_length(lists), 0).to_numpy(zero_copy_only=False)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+    flat = pc.list_flatten(lists)
+    parts = {k: flat.field(k) for k in (*keys, "percentage")}
+    pct = parts["percentage"]
+    key_bad = np.zeros(len(flat), dtype=bool)
+    for k in keys:
+        key_bad |= ~_np(pc.is_valid(parts[k]))
+    try:  # usually every percentage parses: one cast, no regex
+        shares = np.array(pc.cast(pc.fill_null(pct, "nan"), pa.float64()).to_numpy(zero_copy_only=False))
+        syntax_ok = _np(pc.is_valid(pct))
+    except pa.ArrowInvalid:
+        syntax_ok = _np(pc.match_substring_regex(pct, _SHARE_RE2))
+        shares = np.array(pc.cast(pc.if_else(pa.array(syntax_ok), pct, pa.scalar("0")), pa.float64()).to_numpy(zero_copy_only=False))
+    share_bad = ~(syntax_ok & (shares >= 0.0) & (shares <= 1.0 + 1e-6))  # NaN fails, as in parse_share
+    rejects: dict[int, Reject] = {}
+    bad = key_bad | share_bad | ~_np(pc.is_valid(flat))
+    if bad.any():
+        rows = np.searchsorted(offsets, np.nonzero(bad)[0], side="right") - 1
+        for row in np.unique(rows):
+            entries = lists[int(row)].as_py()
+            try:
+                ads._distribution([dict((k, v) for k, v in e.items() if v is not None) if e else e for e in entries], keys, field)
+            except Reject as rej:
+                rejects[int(row)] = rej
+            else:  # a value Python's float() reads but the RE2 syntax check does not: trust Python
+                bad[offsets[row]:offsets[row + 1]] = False
+                fixed = [ads.parse_share(e["percentage"], field) for e in entries]
+                shares[offsets[row]:offsets[row + 1]] = fixed
+    values = {k: parts[k] for k in keys}
+    return offsets, values, pa.array(shares, pa.float64()), rejects
+
+
+def _ranges(table: pa.Table, field: str, legacy: str | None, n: int):
+    struct = pc.coalesce(_col(table, field), _col(table, legacy)) if legacy else _col(table, field)
+    out, rejects = [], {}
+    for bound in ("lower_bound", "upper_bound"):
+        text = pc.if_else(pc.is_valid(struct), struct.field(bound), pa.scalar(None, pa.string()))
+        text = pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
+        digits = _np(pc.match_substring_regex(text, _DIGITS_RE2))
+        odd = _np(pc.is_valid(text)) & ~digits
+        values = pc.cast(pc.if_else(pa.array(digits), text, pa.scalar(None, pa.string())), pa.int64()).to_pylist() if odd.any() else None
+        if values is None:
+            out.append(pc.cast(text, pa.int64()))
+            continue
+        raw = text.to_pylist()
+        for row in np.nonzero(odd)[0]:
+            try:
+                values[row] = ads.parse_int(raw[row], field)
+            except Reject as rej:
+                rejects.setdefault(int(row), rej)
+        out.append(pa.array(values, pa.int64()))
+    return out, rejects
+
+
+def _list_of(table: pa.Table, list_name: str, single_name: str) -> pa.Array:
+    lists = _col(table, list_name)
+    single = _col(table, single_name)
+    if single.null_count == len(single):
+        return lists
+    wrapped = pa.ListArray.from_arrays(pa.array(np.arange(len(single) + 1, dtype=np.int32)), single)
+    wrapped = pc.if_else(pc.is_valid(single), wrapped, pa.scalar(None, _STRINGS))
+    return pc.coalesce(lists, wrapped)
+
+
+def clean_block(
+    raw: pa.Table, options: CleaningOptions, media: Mapping[str, str] | None = None
+) -> tuple[pa.Table, np.ndarray, list[tuple[int, Reject]]]:
+    """Clean a parsed block: (kept rows in ADS_SCHEMA order minus provenance, their row indices, rejects)."""
+    n = raw.num_rows
+    fail = {name: np.zeros(n, dtype=bool) for name in _ORDER}
+    details: dict[str, dict[int, Reject]] = {}
+
+    url = _col(raw, "ad_snapshot_url")
+    raw_id = _trim(_coalesce(raw, "id", "ad_id", "_id", "ad_archive_id"))
+    from_url = pc.struct_field(pc.extract_regex(url, r"[?&]id=(?P<id>[0-9]+)"), "id")
+    id_ok = _np(pc.match_substring_regex(raw_id, _DIGITS_RE2))
+    ad_id = pc.if_else(pa.array(id_ok), raw_id, from_url)
+    fail["missing_id"] = ~_np(pc.is_valid(ad_id))
+
+    page_id = _trim(pc.fill_null(_col(raw, "page_id"), ""))
+    fail["missing_page"] = _np(pc.equal(page_id, ""))
+    page_name = _trim(pc.fill_null(_col(raw, "page_name"), ""))
+    if options.drop_unnamed_pages:
+        fail["unnamed_page"] = _np(pc.equal(page_name, ""))
+    page_name = pc.if_else(pc.equal(page_name, ""), pa.scalar(None, pa.string()), page_name)
+
+    bodies = _list_of(raw, "ad_creative_bodies", "ad_creative_body")
+    frame_lengths = pc.fill_null(pc.list_value_length(bodies), 0).to_numpy(zero_copy_only=False)
+    frames = _clean_text(pc.fill_null(pc.list_flatten(bodies), ""))
+    body_list, n_frames = [], np.zeros(n, dtype=np.int16)
+    frames_py = frames.to_pylist()
+    pos = 0
+    for i, length in enumerate(frame_lengths):
+        kept = list(dict.fromkeys(f for f in frames_py[pos:pos + length] if f))
+        pos += length
+        body_list.append("\n".join(kept))
+        n_frames[i] = len(kept)
+    body = pa.array(body_list, pa.string())
+    fail["empty_body"] = n_frames == 0
+    n_words = (
+        pc.add(pc.add(pc.count_substring(body, " "), pc.count_substring(body, "\n")), 1).to_numpy(zero_copy_only=False)
+        - pc.count_substring(body, "[URL]").to_numpy(zero_copy_only=False)
+    )
+    fail["too_short"] = n_words < options.min_words
+
+    start = pc.coalesce(_parse_date(_col(raw, "ad_delivery_start_time")), _parse_date(_col(raw, "ad_creation_time")))
+    fail["missing_dates"] = ~_np(pc.is_valid(start))
+
+    regions = _coalesce(raw, "delivery_by_region", "region_distribution")
+    r_off, r_vals, r_share, r_bad = _distribution(regions, ("region",), "delivery_by_region", n)
+    demos = _col(raw, "demographic_distribution")
+    d_off, d_vals, d_share, d_bad = _distribution(demos, ("age", "gender"), "demographic_distribution", n)
+    details["distribution"] = {**d_bad, **r_bad}  # region errors are found first, as in normalise_record
+    fail["distribution"][list(details["distribution"])] = True
+    fail["missing_location"] = np.diff(r_off) == 0
+    if options.require_demographics:
+        fail["missing_location"] |= np.diff(d_off) == 0
+
+    ranges, range_bad = {}, {}
+    for field, legacy in (("spend", None), ("impressions", None), ("estimated_audience_size", "potential_reach")):
+        ranges[field], bad = _ranges(raw, field, legacy, n)
+        for row, rej in bad.items():
+            range_bad.setdefault(row, rej)
+    details["range"] = range_bad
+    fail["range"][list(range_bad)] = True
+
+    failed = np.zeros(n, dtype=bool)
+    rejects: list[tuple[int, Reject]] = []
+    ids_py = ad_id.to_pylist()
+    reason_of = np.full(n, -1)
+    for k, name in enumerate(_ORDER):
+        new = fail[name] & ~failed
+        reason_of[new] = k
+        failed |= fail[name]
+    for row in np.nonzero(failed)[0]:
+        name = _ORDER[reason_of[row]]
+        rej = details.get(name, {}).get(int(row)) or Reject(name)
+        rejects.append((int(row), Reject(rej.reason, rej.detail, None if name == "missing_id" else ids_py[row])))
+
+    titles = _list_of(raw, "ad_creative_link_titles", "ad_creative_link_title")
+    title_lengths = pc.fill_null(pc.list_value_length(titles), 0).to_numpy(zero_copy_only=False)
+    clean_titles = _clean_text(pc.fill_null(pc.list_flatten(titles), "")).to_pylist()
+    link_title, pos = [], 0
+    for length in title_lengths:
+        link_title.append(next((t for t in clean_titles[pos:pos + length] if t), None))
+        pos += length
+
+    media_text = pa.array([media.get(x) if x else None for x in ids_py] if media else [None] * n, pa.string())
+    snapshot = pc.replace_substring_regex(url, _TOKEN_RE2, "")
+    needs_q = pc.and_(pc.invert(pc.match_substring(snapshot, "?")), pc.match_substring(snapshot, "&"))
+    snapshot = pc.if_else(needs_q, pc.replace_substring(snapshot, "&", "?", max_replacements=1), snapshot)
+    snapshot = pc.if_else(pc.equal(snapshot, ""), pa.scalar(None, pa.string()), snapshot)
+
+    def nonempty(arr):
+        arr = _trim(arr)
+        return pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
+
+    def as_list(offsets, values, typ):
+        return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), values, type=pa.list_(typ))
+
+    columns = {
+        "ad_id": ad_id,
+        "page_id": page_id,
+        "page_name": page_name,
+        "bylines": nonempty(_coalesce(raw, "bylines", "funding_entity")),
+        "body": body,
+        "n_frames": pa.array(n_frames, pa.int16()),
+        "link_title": pa.array(link_title, pa.string()),
+        "media_verbalisation": pc.if_else(pc.is_valid(media_text), _clean_text(media_text), media_text),
+        "created": _parse_date(_col(raw, "ad_creation_time")),
+        "delivery_start": start,
+        "delivery_stop": _parse_date(_col(raw, "ad_delivery_stop_time")),
+        "currency": pc.utf8_upper(nonempty(_col(raw, "currency"))),
+        "spend_lower": ranges["spend"][0],
+        "spend_upper": ranges["spend"][1],
+        "impressions_lower": ranges["impressions"][0],
+        "impressions_upper": ranges["impressions"][1],
+        "audience_lower": ranges["estimated_audience_size"][0],
+        "audience_upper": ranges["estimated_audience_size"][1],
+        "demo_age": as_list(d_off, d_vals["age"], pa.string()),
+        "demo_gender": as_list(d_off, d_vals["gender"], pa.string()),
+        "demo_share": as_list(d_off, d_share, pa.float64()),
+        "region_name": as_list(r_off, r_vals["region"], pa.string()),
+        "region_share": as_list(r_off, r_share, pa.float64()),
+        "languages": pc.fill_null(_col(raw, "languages"), pa.scalar([], _STRINGS)),
+        "platforms": pc.fill_null(_col(raw, "publisher_platforms"), pa.scalar([], _STRINGS)),
+        "snapshot_url": snapshot,
+    }
+    keep = ~failed
+    names = [f.name for f in ADS_SCHEMA if f.name in columns]
+    table = pa.table([columns[k] for k in names], names=names).filter(pa.array(keep))
+    return table, np.nonzero(keep)[0], rejects
