@@ -9,7 +9,7 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 INSTALL_LOG := $(VENV)/install.log
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: demo test bench readme clean
+.PHONY: demo test bench readme slurm-profile clean
 
 # torch goes in first and alone: pip then takes the CPU wheel instead of pulling CUDA builds.
 $(STAMP): requirements.txt
@@ -31,6 +31,16 @@ bench: $(STAMP)
 # Regenerate README's rule graph and config reference (a test fails when they are stale).
 readme: $(STAMP)
 	$(PY) tests/tools/update_readme.py
+
+# Make the literal `snakemake --profile slurm ...` work from this clone: Snakemake looks for a bare
+# profile name in ./, ~/.config/snakemake/ and /etc/xdg/snakemake/, not in profiles/.
+SNAKEMAKE_CONFIG_DIR ?= $(HOME)/.config/snakemake
+slurm-profile:
+	@mkdir -p $(SNAKEMAKE_CONFIG_DIR)
+	@if [ -e $(SNAKEMAKE_CONFIG_DIR)/slurm ] && [ ! -L $(SNAKEMAKE_CONFIG_DIR)/slurm ]; then \
+		echo "$(SNAKEMAKE_CONFIG_DIR)/slurm exists and is not a link: move it away first"; exit 1; fi
+	@ln -sfn $(CURDIR)/profiles/slurm $(SNAKEMAKE_CONFIG_DIR)/slurm
+	@echo "linked $(SNAKEMAKE_CONFIG_DIR)/slurm -> $(CURDIR)/profiles/slurm"
 
 clean:
 	rm -rf results .snakemake

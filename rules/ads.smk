@@ -6,13 +6,16 @@ rule ingest_dump:
         unpack(get_dump_files),
         code=workflow.source_path("../scripts/alpha/ingest.py"),
         cleaning=workflow.source_path("../scripts/alpha/ads.py"),
+        vectorised=workflow.source_path("../scripts/alpha/ads_arrow.py"),
     output:
         ads="results/ads/dumps/{dump}.parquet",
         quarantine="results/ads/dumps/{dump}.quarantine.parquet",
         report="results/ads/dumps/{dump}.report.json",
     params:
         dump=get_dump_params,
-        cleaning=config["ads"]["cleaning"],
+        min_words=config["ads"]["cleaning"]["min_words"],
+        drop_unnamed_pages=config["ads"]["cleaning"]["drop_unnamed_pages"],
+        require_demographics=config["ads"]["cleaning"]["require_demographics"],
         batch_rows=config["ads"]["batch_rows"],
     log:
         "results/logs/ingest_dump/{dump}.log",
@@ -21,8 +24,8 @@ rule ingest_dump:
     group:
         "ingest"
     resources:
-        mem_mb=4000,
-        runtime=120,
+        mem_mb=by_attempt(4000),
+        runtime=by_attempt(120),
     threads: 1
     conda:
         "../envs/ads.yaml"
@@ -47,8 +50,8 @@ rule merge_ads:
     benchmark:
         "results/benchmarks/merge_ads.tsv"
     resources:
-        mem_mb=4000,
-        runtime=60,
+        mem_mb=by_attempt(4000),
+        runtime=by_attempt(60),
     threads: 1
     conda:
         "../envs/ads.yaml"
@@ -74,8 +77,8 @@ rule normalise_census:
     benchmark:
         "results/benchmarks/normalise_census.tsv"
     resources:
-        mem_mb=4000,
-        runtime=60,
+        mem_mb=by_attempt(4000),
+        runtime=by_attempt(60),
     threads: 1
     conda:
         "../envs/ads.yaml"
@@ -91,6 +94,7 @@ rule delivery_figures:
         sex_age=config["census"]["sex_age"],
         pr_municipios=config["census"]["pr_municipios"],
         code=workflow.source_path("../scripts/alpha/figures.py"),
+        census_code=workflow.source_path("../scripts/alpha/census.py"),
     output:
         dir=directory("results/figures/delivery"),
     params:
@@ -100,8 +104,8 @@ rule delivery_figures:
     log:
         "results/logs/delivery_figures.log",
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=by_attempt(2000),
+        runtime=by_attempt(10),
     threads: 1
     conda:
         "../envs/figures.yaml"

@@ -25,6 +25,15 @@ DEMO_DUMPS = {
 DEMO_MEDIA = f"{DEMO_ADS}/media_verbalisation.jsonl"
 
 
+def by_attempt(base):
+    """A resource that grows with each Slurm retry (--retries): base, 2 x base, 3 x base ..."""
+
+    def scaled(wildcards, attempt):
+        return base * attempt
+
+    return scaled
+
+
 def demo_enabled():
     return config["demo"]["enabled"]
 
@@ -83,8 +92,9 @@ def get_dump_files(wildcards):
 
 
 def get_dump_params(wildcards):
+    # key order is fixed: Snakemake compares params by their text, so a reordered config must not rerun
     entry = AD_DUMPS[wildcards.dump]
-    return {"format": entry.get("format"), "columns": entry.get("columns", {})}
+    return {"columns": dict(sorted(entry.get("columns", {}).items())), "format": entry.get("format")}
 
 
 def get_ingested(kind):

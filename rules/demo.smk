@@ -7,7 +7,7 @@ rule demo_inputs:
     input:
         census_state=config["census"]["state_population"],
         census_sex_age=config["census"]["sex_age"],
-        code=workflow.source_path("../scripts/alpha/demo.py"),
+        code=workflow.source_path("../scripts/alpha/demo_ads.py"),
     output:
         current=temp(DEMO_DUMPS["current"]["path"]),
         legacy=temp(DEMO_DUMPS["legacy"]["path"]),
@@ -24,8 +24,8 @@ rule demo_inputs:
     log:
         "results/logs/demo_inputs.log",
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=by_attempt(2000),
+        runtime=by_attempt(10),
     threads: 1
     conda:
         "../envs/ads.yaml"

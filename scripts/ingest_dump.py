@@ -20,7 +20,11 @@ try:
         spec,
         Path(smk.output.ads),
         Path(smk.output.quarantine),
-        CleaningOptions(**smk.params.cleaning),
+        CleaningOptions(
+            min_words=smk.params.min_words,
+            drop_unnamed_pages=smk.params.drop_unnamed_pages,
+            require_demographics=smk.params.require_demographics,
+        ),
         media=media,
         batch_rows=smk.params.batch_rows,
     )

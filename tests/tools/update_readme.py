@@ -27,7 +27,9 @@ def rulegraph_mermaid() -> str:
     start = out.index("flowchart")
     graph = out[start:].strip()
     # colours differ between Snakemake versions; keep only the structure
-    graph = "\n".join(line for line in graph.splitlines() if not line.strip().startswith(("classDef", "class ", "linkStyle")))
+    lines = [line for line in graph.splitlines()[1:] if not line.strip().startswith(("classDef", "class ", "linkStyle"))]
+    # Snakemake emits edges in no fixed order: sort so the README only changes when the graph does
+    graph = "\n".join([graph.splitlines()[0], *sorted(line for line in lines if "-->" not in line), *sorted(line for line in lines if "-->" in line)])
     return f"```mermaid\n---\ntitle: Rule graph (snakemake --rulegraph mermaid-js)\n---\n{graph}\n```"
 
 
@@ -63,10 +65,10 @@ BLOCKS = {"rulegraph": rulegraph_mermaid, "config-reference": config_reference}
 
 def render(text: str) -> str:
     for name, fn in BLOCKS.items():
-        pattern = re.compile(rf"(<!-- BEGIN {name} -->\n).*?(\n<!-- END {name} -->)", re.S)
+        pattern = re.compile(rf"(<!-- BEGIN {name} -->\n)(?:.*?\n)?(<!-- END {name} -->)", re.S)
         if not pattern.search(text):
             raise SystemExit(f"README.md has no <!-- BEGIN {name} --> ... <!-- END {name} --> block")
-        text = pattern.sub(lambda m: m.group(1) + fn() + m.group(2), text)
+        text = pattern.sub(lambda m: m.group(1) + fn() + "\n" + m.group(2), text)
     return text
 
 
