@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 
 from alpha import io
 from alpha.io import iter_parquet_batches
-from alpha.census import ADULT_AGES, GENDERS, Census, delivery_views, segment_row
+from alpha.census import ADULT_AGES, GENDERS, INPUT_COLUMNS, Census, delivery_views, segment_row
 
 log = logging.getLogger("alpha.figures")
 
@@ -44,22 +44,7 @@ RC = {
     "svg.hashsalt": "alpha",
 }
 # Columns the figure needs from the cleaned ads table (never snapshot_url).
-FIGURE_COLUMNS = (
-    "ad_id",
-    "page_id",
-    "page_name",
-    "body",
-    "currency",
-    "spend_lower",
-    "spend_upper",
-    "impressions_lower",
-    "impressions_upper",
-    "demo_age",
-    "demo_gender",
-    "demo_share",
-    "region_name",
-    "region_share",
-)
+FIGURE_COLUMNS = (*INPUT_COLUMNS, "page_name", "body")  # what normalisation reads, plus the title
 
 
 def _plain(text: Any) -> str:

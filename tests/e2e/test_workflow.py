@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from helpers import copy_workflow, output_files, snakemake
+from workflow_helpers import copy_workflow, output_files, snakemake
 
 pytestmark = pytest.mark.e2e
 

@@ -60,7 +60,14 @@ def config_reference() -> str:
     return "\n".join(rows)
 
 
-BLOCKS = {"rulegraph": rulegraph_mermaid, "config-reference": config_reference}
+def census_treatment() -> str:
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from alpha.census import TREATMENT_MD
+
+    return TREATMENT_MD.strip()
+
+
+BLOCKS = {"rulegraph": rulegraph_mermaid, "config-reference": config_reference, "census-treatment": census_treatment}
 
 
 def render(text: str) -> str:

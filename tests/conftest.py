@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import copy_workflow, snakemake
+from workflow_helpers import copy_workflow, snakemake
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,88 @@
+"""End-to-end helpers: a private copy of the workflow and a way to run Snakemake in it."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOW_PARTS = ("Snakefile", "rules", "scripts", "envs", "config", "profiles")
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+
+
+def copy_workflow(dest: Path) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
+    for part in WORKFLOW_PARTS:
+        src = ROOT / part
+        if src.is_dir():
+            shutil.copytree(src, dest / part, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(src, dest / part)
+    return dest
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
+    proc = subprocess.run(
+        [SNAKEMAKE, *args], cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
+    return proc
+
+
+def output_files(results: Path) -> dict[str, bytes]:
+    """Every workflow output under results/, by relative path (logs and timings excluded: they hold times)."""
+    return {
+        str(p.relative_to(results)): p.read_bytes()
+        for p in sorted(results.rglob("*"))
+        if p.is_file() and p.relative_to(results).parts[0] not in ("logs", "benchmarks")
+    }
+
+
+def paper_standin_workflow(dest: Path, n_dumps: int = 200) -> tuple[Path, Path]:
+    """A copy of the workflow with config/paper.yaml's placeholder paths replaced by empty stand-in
+    files, and as many dump files as a paper-scale collection has (monthly dumps, 2019-2024).
+    Returns (workdir, configfile). Enough for dry runs (DAG, resources, sbatch arguments)."""
+    import yaml
+
+    workdir = copy_workflow(dest)
+    config = yaml.safe_load((workdir / "config/paper.yaml").read_text())
+    standins = workdir / "standin"
+    standins.mkdir()
+
+    def standin(name: str) -> str:
+        path = standins / name
+        path.touch()
+        return str(path.relative_to(workdir))
+
+    dumps = []
+    for entry in config["ads"]["dumps"]:
+        entry = dict(entry)
+        for key in ("path", "demographics", "regions"):
+            if key in entry:
+                entry[key] = standin(Path(entry[key]).name)
+        dumps.append(entry)
+    for i in range(len(dumps), n_dumps):
+        dumps.append({"name": f"us_month_{i:03d}", "path": standin(f"us_month_{i:03d}.jsonl.gz")})
+    config["ads"]["dumps"] = dumps
+    config["ads"]["media_verbalisation"] = standin("media_verbalisation.jsonl")
+    configfile = workdir / "config/paper_standin.yaml"
+    configfile.write_text(yaml.safe_dump(config, sort_keys=False))
+    return workdir, configfile
+
+
+def profile_without_conda(src: Path, dest: Path, **overrides) -> Path:
+    """profiles/slurm with the conda deployment removed (conda channels are unreachable here)."""
+    import yaml
+
+    profile = yaml.safe_load((src / "config.yaml").read_text())
+    profile.pop("software-deployment-method", None)
+    profile.pop("conda-prefix", None)
+    profile.update(overrides)
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "config.yaml").write_text(yaml.safe_dump(profile))
+    return dest
