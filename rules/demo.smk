@@ -7,7 +7,7 @@ rule demo_inputs:
     input:
         census_state=config["census"]["state_population"],
         census_sex_age=config["census"]["sex_age"],
-        code=workflow.source_path("../scripts/alpha/demo_ads.py"),
+        code=workflow.source_path("../scripts/alpha/demo.py"),
     output:
         current=temp(DEMO_DUMPS["current"]["path"]),
         legacy=temp(DEMO_DUMPS["legacy"]["path"]),

@@ -1,17 +1,18 @@
 """Snakemake entry: synthetic, format-faithful inputs for the embedded default (rule demo_inputs)."""
+import json
 import logging
 from pathlib import Path
 
 from alpha import io
-from alpha.demo_ads import write_demo_ads
+from alpha.demo import write_demo_ads
 
 smk = snakemake  # noqa: F821  (injected by Snakemake)
 io.setup_logging(smk.log[0])
-counts = write_demo_ads(
+summary = write_demo_ads(
     Path(smk.output.current).parent,
     seed=int(smk.params.seed),
-    census_dir=Path(smk.input.census_state).parent,
     n_ads=int(smk.params.n_ads),
     n_pages=int(smk.params.n_pages),
+    census_dir=Path(smk.input.census_state).parent,
 )
-logging.getLogger("alpha.demo").info("demo dumps written: %s", counts)
+logging.getLogger("alpha.demo").info("demo dumps written: %s", json.dumps(summary, sort_keys=True))

@@ -1,0 +1,1188 @@
+"""Synthetic Meta Ad Library dumps for the embedded demo, deterministic from a seed.
+
+``write_demo_ads(out_dir, seed)`` writes, into ``out_dir``:
+
+``ads_current.jsonl``
+    JSON Lines, current Ad Library API field names, dates ``2021-12-08``; a few malformed lines
+    (truncated objects, one stray non-JSON line) and a blank line.
+``ads_legacy.jsonl``
+    an older collector's JSON Lines: ``ad_creative_body`` (one string), ``ad_creative_link_title``,
+    ``region_distribution``, ``potential_reach``, ``funding_entity``, dates ``2019-10-30T22:24:19+0000``;
+    a few 2019 ads with Puerto Rico split into municipios.
+``ads_page.json``
+    one Graph API page ``{"data": [...], "paging": {"cursors": {...}, "next": "...access_token=..."}}``.
+``ads_export.csv`` (+ ``ads_export_demos.csv``, ``ads_export_regions.csv``)
+    a flattened CSV export: bodies JSON-encoded, titles/languages/platforms as Python-literal lists,
+    dotted range columns, an unknown ``collector_batch`` column, ~10% of ids mangled to spreadsheet
+    notation (``1.23457E+15``; the real id is in ``ad_snapshot_url``). Side tables keyed by the real id.
+``media_verbalisation.jsonl``
+    ``{"ad_id", "verbalisation"}`` for ~20% of the ads.
+``truth.parquet``
+    ground truth for tests: one row per unique ad (topic, family, dump files, every planted quirk,
+    the planted audience target).
+
+Every ``ad_snapshot_url`` (and the page's ``paging.next``) carries an ``access_token`` as real dumps
+do, so these files must never be copied into results unredacted.
+
+Planted signal: each page has one of 12 topics; delivery by region is census population share x the
+topic's per-state interest multipliers x gamma noise (states under Meta's reporting threshold are then
+absent), the demographic split is census sex x age share x the topic's age / gender multipliers x
+noise. Ads come in near-paraphrase families (2-8 rewrites of one message) whose variants sometimes
+shift the audience (another top state, age bracket or gender), for transcreation pair mining.
+
+Everything random comes from one ``numpy.random.Generator`` and one ``random.Random`` seeded from
+``seed``; no clock, host or path enters an output, so the same seed gives the same bytes.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import random
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+__all__ = ["write_demo_ads", "TOPICS", "DUMP_FILES", "pct"]
+
+DEFAULT_CENSUS_DIR = Path(__file__).resolve().parents[2] / "config" / "census"
+
+CURRENT, LEGACY, PAGE, EXPORT = "ads_current.jsonl", "ads_legacy.jsonl", "ads_page.json", "ads_export.csv"
+DUMP_FILES = (CURRENT, LEGACY, PAGE, EXPORT)
+EXPORT_DEMOS, EXPORT_REGIONS = "ads_export_demos.csv", "ads_export_regions.csv"
+MEDIA, TRUTH = "media_verbalisation.jsonl", "truth.parquet"
+
+AGES = ("18-24", "25-34", "35-44", "45-54", "55-64", "65+")
+TEEN = "13-17"
+GENDERS = ("female", "male")
+TERRITORIES = ("Guam", "Northern Mariana Islands", "US Virgin Islands", "Eastern District", "Western District")
+AU_REGIONS = ("New South Wales", "Victoria", "Queensland", "Western Australia", "South Australia",
+              "Australian Capital Territory", "Tasmania", "Northern Territory")
+AU_WEIGHTS = (0.32, 0.26, 0.20, 0.10, 0.07, 0.02, 0.02, 0.01)
+# used when config/census/pr_municipios.csv is absent; "Florida" (also a municipio) is never used
+PR_MUNICIPIOS_FALLBACK = ("San Juan", "Bayamón", "Carolina", "Ponce", "Caguas", "Guaynabo", "Mayagüez", "Arecibo")
+REPORTING_THRESHOLD = 0.0015  # states whose share falls below this are absent, as in Meta's dumps
+
+SPEND_BUCKETS = ((0, 99), (100, 499), (500, 999), (1000, 4999), (5000, 9999), (10000, 49999),
+                 (50000, 99999), (100000, 199999), (200000, 499999), (500000, 999999), (1000000, None))
+IMPRESSION_BUCKETS = ((0, 999), (1000, 4999), (5000, 9999), (10000, 49999), (50000, 99999), (100000, 199999),
+                      (200000, 499999), (500000, 999999), (1000000, None))
+AUDIENCE_BUCKETS = ((1000, 5000), (5001, 10000), (10001, 50000), (50001, 100000), (100001, 500000),
+                    (500001, 1000000), (1000001, None))
+
+CURRENT_KEYS = ("id", "page_id", "page_name", "bylines", "ad_creation_time", "ad_delivery_start_time",
+                "ad_delivery_stop_time", "ad_creative_bodies", "ad_creative_link_titles", "ad_creative_link_captions",
+                "ad_creative_link_descriptions", "currency", "spend", "impressions", "estimated_audience_size",
+                "demographic_distribution", "delivery_by_region", "languages", "publisher_platforms", "ad_snapshot_url")
+EXPORT_COLUMNS = ("id", "page_id", "page_name", "bylines", "ad_creation_time", "ad_delivery_start_time",
+                  "ad_delivery_stop_time", "ad_creative_bodies", "ad_creative_link_titles", "currency",
+                  "spend.lower_bound", "spend.upper_bound", "impressions.lower_bound", "impressions.upper_bound",
+                  "estimated_audience_size.lower_bound", "estimated_audience_size.upper_bound", "languages",
+                  "publisher_platforms", "ad_snapshot_url", "collector_batch")
+
+FIRST_DAY, LAST_DAY = dt.date(2021, 1, 1), dt.date(2024, 6, 30)
+LEGACY_BEFORE = dt.date(2022, 4, 1)  # the old collector only saw ads that started before this
+
+
+# ------------------------------------------------------------------------------------------ topics
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    states: tuple[tuple[str, float], ...]  # (state, per-capita interest multiplier), strongest first
+    anti: tuple[str, ...]  # states the topic barely reaches (x0.3)
+    ages: dict  # age bracket -> multiplier (others 1.0)
+    male: float  # multiplier on male cells; female cells stay 1.0
+    teen: float  # 13-17 share of the ad's audience when reported
+    cpm: float  # dollars per 1000 impressions (impressions per dollar differ by topic)
+    brands: tuple[str, ...]
+    kinds: tuple[str, ...]  # second word of page names
+    products: tuple[str, ...]
+    benefits: tuple[str, ...]
+    details: tuple[str, ...]
+    customers: str
+    hooks: tuple[str, ...]
+    offers: tuple[str, ...]
+    ctas: tuple[str, ...]
+    images: tuple[str, ...]
+    emoji: str = ""
+
+    @property
+    def top_age(self) -> str:
+        return max(AGES, key=lambda a: self.ages.get(a, 1.0))
+
+    @property
+    def top_gender(self) -> str | None:
+        return "male" if self.male > 1.05 else "female" if self.male < 0.95 else None
+
+
+TOPICS: tuple[Topic, ...] = (
+    Topic(
+        "retirement", (("Florida", 7.0), ("Arizona", 5.0), ("South Carolina", 3.5)), ("Utah", "Alaska", "District of Columbia"),
+        {"65+": 4.0, "55-64": 2.5, "45-54": 1.0, "35-44": 0.4, "25-34": 0.25, "18-24": 0.15}, 0.8, 0.0005, 9.0,
+        ("Golden Years", "Sunset Harbor", "Evergreen", "Silver Palms", "Heritage Oaks", "Bright Horizons"),
+        ("Senior Living", "Medicare Advisors", "Retirement Group", "Care Partners", "Insurance Agency"),
+        ("retirement community", "Medicare Advantage plan", "senior living residence", "fixed annuity", "supplemental insurance plan"),
+        ("enjoy peace of mind in your golden years", "get care that grows with you", "spend more time with the grandkids", "enjoy a worry-free retirement", "lower your out-of-pocket costs"),
+        ("with on-site nurses and weekly social events", "with no hidden fees and flexible terms", "close to golf courses and sandy beaches",
+         "with licensed advisors ready to answer every question", "with dental and vision coverage included"),
+        "retirees",
+        ("Turning 65 this year?", "Retired and tired of surprise medical bills?", "Your retirement should feel like a vacation."),
+        ("Enrollment closes soon, so do not miss out.", "Plans start at zero dollars a month.", "Ask about our move-in special this season."),
+        ("Schedule a free tour today.", "Call now for a free quote.", "Book your consultation this week.", "Compare plans in minutes."),
+        ("an older couple walking hand in hand on a beach at sunset", "a smiling nurse chatting with a senior resident in a sunny garden",
+         "grandparents playing cards with their grandchildren"),
+    ),
+    Topic(
+        "college", (("Massachusetts", 5.0), ("Rhode Island", 4.0), ("Vermont", 3.5), ("Utah", 3.0)), ("Florida", "West Virginia"),
+        {"18-24": 6.0, "25-34": 2.0, "45-54": 0.5, "55-64": 0.35, "65+": 0.2}, 1.0, 0.02, 6.0,
+        ("Campus Forward", "Bright Path", "Study Smart", "Next Semester", "Scholar Lane", "Quad"),
+        ("Tutoring", "Student Loans", "Learning", "Prep Academy", "Scholars"),
+        ("student loan refinance", "online degree program", "test prep course", "campus housing plan", "textbook rental service"),
+        ("graduate without the debt", "ace your finals this semester", "study on your own schedule", "lower your monthly payments", "get a head start on your career"),
+        ("with tutors available around the clock", "designed by professors at top universities", "with no application fee this fall",
+         "trusted by students on hundreds of campuses", "with flexible repayment after graduation"),
+        "students",
+        ("Finals week is coming.", "Still paying too much on your student loans?", "Your degree, your schedule."),
+        ("First month free for new students.", "Save up to forty percent on textbooks.", "No origination fees, ever."),
+        ("Apply before the deadline.", "Start your free trial.", "Check your rate in minutes.", "Sign up today."),
+        ("students studying together around a library table", "a graduate throwing a cap in the air", "a laptop and coffee on a dorm desk"),
+    ),
+    Topic(
+        "hunting", (("Montana", 8.0), ("Wyoming", 6.5), ("Idaho", 5.0), ("South Dakota", 4.0)), ("Hawaii", "District of Columbia", "New York", "New Jersey"),
+        {"35-44": 1.6, "45-54": 1.8, "18-24": 0.7, "65+": 0.8}, 4.0, 0.004, 7.0,
+        ("Ridge Line", "Big Sky", "Timber Trail", "Elk Creek", "Iron Range", "Backcountry"),
+        ("Outfitters", "Sporting Goods", "Truck Accessories", "Supply", "Hunting Co"),
+        ("hunting rifle scope", "blaze orange jacket", "ladder tree stand", "pickup truck bed rack", "heavy-duty tow hitch"),
+        ("get ready for opening day", "stay warm in the back country", "gear up for the toughest seasons", "haul more with a truck that never quits", "make a steady shot at any distance"),
+        ("with a lifetime warranty and free mounting", "tested by guides in the Rockies", "in stock at every store this weekend",
+         "with rugged all-weather construction", "rated to haul over two thousand pounds"),
+        "hunters",
+        ("Elk season is almost here.", "Tired of gear that quits on the ridge?", "Real hunters know the difference."),
+        ("Save fifteen percent through Sunday.", "Free shipping on orders over ninety nine dollars.", "Trade in your old scope for credit."),
+        ("Shop the season sale.", "Find a dealer near you.", "Order yours today.", "Gear up now."),
+        ("a hunter in camouflage glassing a valley at dawn", "a pickup truck parked on a gravel ridge road", "an elk standing in a misty meadow"),
+    ),
+    Topic(
+        "beauty", (("California", 4.0), ("New York", 3.5), ("Nevada", 2.5)), ("North Dakota", "Wyoming", "West Virginia"),
+        {"25-34": 2.5, "35-44": 2.0, "18-24": 1.4, "55-64": 0.5, "65+": 0.3}, 0.15, 0.008, 12.0,
+        ("Glow Theory", "Luna", "Velvet Bloom", "Rose & Clay", "Dewdrop", "Pure Petal"),
+        ("Skin Lab", "Beauty", "Cosmetics", "Skincare", "Studio"),
+        ("vitamin C serum", "hydrating night cream", "clean volumizing mascara", "at-home facial kit", "mineral sunscreen"),
+        ("get glowing skin in two weeks", "wake up to a fresh look every morning", "make skin care feel like self care", "feel confident without harsh chemicals", "get softer, smoother skin"),
+        ("made with clean and cruelty-free ingredients", "recommended by board-certified dermatologists", "with free shipping on every order",
+         "loved by over ten thousand customers", "in recyclable glass packaging"),
+        "customers",
+        ("Your skin deserves better.", "Meet your new morning ritual.", "Dull skin? Not anymore."),
+        ("Get twenty percent off your first order.", "Free gift with every purchase this week.", "Subscribe and save on every refill."),
+        ("Shop the new collection.", "Claim your free sample.", "Find your shade today.", "Try it risk free."),
+        ("a woman applying serum in a bright bathroom", "pastel skincare bottles arranged on white marble", "a close-up of dewy skin in soft light"),
+        " ✨",
+    ),
+    Topic(
+        "snow", (("Vermont", 8.0), ("Maine", 6.5), ("New Hampshire", 5.5), ("Minnesota", 4.0)), ("Florida", "Hawaii", "Arizona", "Texas", "Louisiana"),
+        {"25-34": 1.5, "35-44": 1.7, "65+": 0.6}, 1.4, 0.01, 8.0,
+        ("Northern Peak", "Frostline", "Maple Ridge", "Whiteout", "Summit Pass", "Powder Trail"),
+        ("Gear", "Outdoors", "Ski Shop", "Equipment", "Mountain Supply"),
+        ("insulated snow boots", "ski season pass", "two-stage snowblower", "winter tire set", "heated ski jacket"),
+        ("beat the next blizzard", "stay dry on the slopes", "clear your driveway in minutes", "grip the ice with confidence", "squeeze in more runs before lunch"),
+        ("rated for temperatures far below zero", "with early bird pricing until December", "with free installation and storage",
+         "built for long New England winters", "with unlimited weekday skiing"),
+        "skiers",
+        ("Winter is coming early this year.", "Snow day? Make it a ski day.", "Nobody likes shoveling."),
+        ("Lock in last season's price.", "Kids ski free with every adult pass.", "Free tune-up with every purchase."),
+        ("Reserve yours now.", "Shop winter deals.", "Visit our store this weekend.", "Buy your pass today."),
+        ("a skier carving through fresh powder under blue sky", "a snowblower clearing a driveway during a storm", "snow-covered pine trees at a ski lodge"),
+    ),
+    Topic(
+        "surf", (("Hawaii", 9.0), ("California", 3.5), ("Oregon", 2.5)), ("Kansas", "Nebraska", "Iowa", "Oklahoma", "North Dakota", "Wyoming"),
+        {"18-24": 2.2, "25-34": 2.0, "55-64": 0.5, "65+": 0.3}, 1.8, 0.015, 10.0,
+        ("Island Swell", "Pacific Board", "Salt Wave", "Reef Break", "Tide Line", "Blue Lagoon"),
+        ("Surf Co", "Surf Shop", "Boardworks", "Surf School", "Watersports"),
+        ("hand-shaped surfboard", "4/3 wetsuit", "surf lesson package", "reef-safe sunscreen", "soft-top longboard"),
+        ("catch the best waves of summer", "feel the ocean like a local", "ride longer and paddle faster", "protect the reef while you play", "stand up on your very first day"),
+        ("shaped by hand on the North Shore", "with free board rental on weekends", "made from recycled materials",
+         "with instructors certified in water safety", "with a two-year warranty"),
+        "surfers",
+        ("The swell is building.", "Never surfed before?", "Summer starts in the water."),
+        ("Book three lessons, get the fourth free.", "Free wax with every board.", "Locals save ten percent."),
+        ("Book your lesson today.", "Shop the summer drop.", "Paddle out with us.", "Reserve a board now."),
+        ("a surfer riding a turquoise wave", "surfboards lined up on a sandy beach at golden hour", "an instructor teaching kids on the sand"),
+        " 🌊",
+    ),
+    Topic(
+        "country", (("Tennessee", 6.0), ("Kentucky", 5.0), ("Alabama", 3.5), ("Arkansas", 3.0)), ("Massachusetts", "District of Columbia", "Hawaii"),
+        {"35-44": 1.5, "45-54": 1.8, "55-64": 1.5, "18-24": 0.7}, 1.25, 0.006, 7.5,
+        ("Honky Tonk", "Nashville Nights", "Backroads", "Whiskey River", "Front Porch", "Bluegrass"),
+        ("Live", "Radio", "Music Fest", "Records", "Concerts"),
+        ("country music festival ticket", "acoustic guitar", "live concert stream", "vinyl record box set", "songwriter night pass"),
+        ("hear your favorite stars live", "sing along under the stars", "bring the band home", "feel the real sound of the South", "make it a night you will never forget"),
+        ("with three stages and food trucks all weekend", "with early bird discounts for families", "featuring new artists and living legends",
+         "with lawn seats and VIP passes", "recorded live in Nashville"),
+        "fans",
+        ("Grab your boots.", "Y'all ready for a good time?", "Some songs just hit home."),
+        ("Kids under ten get in free.", "Two-day passes are twenty percent off.", "Free shipping on all vinyl."),
+        ("Get tickets before they sell out.", "Stream it free this Friday.", "Shop the collection.", "Grab your seats now."),
+        ("a crowd waving hats at an outdoor country concert", "an acoustic guitar leaning on a wooden porch", "a fiddle player under stage lights"),
+    ),
+    Topic(
+        "tech", (("Washington", 5.0), ("California", 3.5), ("Massachusetts", 3.0), ("Colorado", 2.5)), ("Mississippi", "West Virginia", "Arkansas"),
+        {"25-34": 2.6, "18-24": 1.6, "35-44": 1.5, "55-64": 0.5, "65+": 0.2}, 1.8, 0.003, 14.0,
+        ("CodeLaunch", "Cloud Career", "DevBridge", "Stack Path", "Byte Forge", "Open Loop"),
+        ("Academy", "Hub", "Careers", "Bootcamp", "Labs"),
+        ("coding bootcamp", "cloud certification course", "software engineering job board", "data science workshop", "interview prep program"),
+        ("land your first tech job", "level up your engineering career", "learn the skills employers want", "switch careers in twelve weeks", "earn a higher salary next year"),
+        ("with mentors from leading tech companies", "with flexible evening classes", "with job placement support included",
+         "taught by senior engineers", "with real projects for your portfolio"),
+        "graduates",
+        ("Thinking about a career change?", "Tech is hiring.", "Your next role starts here."),
+        ("Pay nothing until you are hired.", "Scholarships available for this cohort.", "The first module is free."),
+        ("Apply for the next cohort.", "Browse open roles today.", "Start learning for free.", "Book an info session."),
+        ("a developer coding on two monitors at night", "a team whiteboarding in a bright office", "a laptop showing lines of code"),
+    ),
+    Topic(
+        "farm", (("Iowa", 8.0), ("Nebraska", 7.0), ("Kansas", 5.5), ("North Dakota", 4.5)), ("District of Columbia", "New York", "Hawaii", "Massachusetts", "New Jersey"),
+        {"45-54": 1.8, "55-64": 2.0, "65+": 1.5, "18-24": 0.5, "25-34": 0.7}, 2.5, 0.003, 6.5,
+        ("Heartland", "Prairie", "Golden Field", "Harvest Moon", "Red Barn", "Plainsview"),
+        ("Farm Supply", "Co-op", "Seeds", "Equipment", "Feed & Grain"),
+        ("hybrid seed corn", "tractor replacement parts", "premium livestock feed", "grain storage bin", "precision planter"),
+        ("bring in a better harvest this fall", "keep your equipment running", "keep your herd healthy all year", "protect every bushel", "grow higher yields per acre"),
+        ("delivered straight to your farm", "with agronomists ready to help", "at co-op member prices",
+         "backed by decades of field trials", "with financing through harvest"),
+        "farmers",
+        ("Planting season waits for no one.", "Every acre counts.", "Built by farmers, for farmers."),
+        ("Zero percent financing until harvest.", "Members earn a year-end dividend.", "Free delivery within fifty miles."),
+        ("Order before planting season.", "Call your local dealer.", "Stop by the co-op today.", "Get a quote now."),
+        ("a tractor crossing a golden wheat field", "rows of green corn under a wide blue sky", "cattle grazing beside a red barn"),
+    ),
+    Topic(
+        "parenting", (("Utah", 5.0), ("Idaho", 3.5), ("Texas", 2.5)), ("Vermont", "District of Columbia", "Maine"),
+        {"25-34": 3.0, "35-44": 2.0, "18-24": 1.0, "55-64": 0.3, "65+": 0.2}, 0.35, 0.001, 9.5,
+        ("Little Sprouts", "Happy Nest", "Tiny Steps", "Cuddle Bug", "Acorn", "Bumble"),
+        ("Baby", "Kids", "Family Co", "Nursery", "Toys"),
+        ("organic baby formula", "convertible car seat", "diaper subscription", "kids learning tablet", "baby sleep sack"),
+        ("get more smiles and fewer tears", "find peace of mind as a new parent", "get everything your little one needs", "keep your baby safe from day one", "help the whole family sleep better"),
+        ("recommended by pediatricians", "with free delivery every month", "tested to the highest safety standards",
+         "with a thirty day money back guarantee", "made without harsh chemicals"),
+        "parents",
+        ("New parent? We have been there.", "Nap time just got easier.", "Little ones grow fast."),
+        ("Your first box is half off.", "Free registry gift for expecting parents.", "Bundle and save fifteen percent."),
+        ("Shop baby essentials.", "Start your subscription.", "Build your registry today.", "Learn more."),
+        ("a parent cradling a sleeping newborn", "a toddler stacking colorful blocks on a rug", "a car seat in the back of a family SUV"),
+    ),
+    Topic(
+        "fishing", (("Alaska", 8.0), ("Louisiana", 4.5), ("Michigan", 3.5), ("Wisconsin", 3.0)), ("District of Columbia", "Nevada", "Arizona"),
+        {"55-64": 1.8, "45-54": 1.6, "65+": 1.3, "18-24": 0.6}, 3.0, 0.006, 7.0,
+        ("Reel Deal", "Bayou", "Northern Lakes", "Silver Salmon", "Tackle Box", "Deep Water"),
+        ("Charters", "Tackle", "Boats", "Marine", "Fishing Co"),
+        ("fishing charter", "graphite spinning rod", "aluminum fishing boat", "fish finder sonar", "tackle box kit"),
+        ("land the catch of a lifetime", "get more bites every trip", "enjoy a calm day on the water", "find the fish faster", "bring home dinner"),
+        ("with experienced local captains", "with all bait and tackle included", "built to handle rough water",
+         "with free rigging on every rod", "with GPS mapping of every lake"),
+        "anglers",
+        ("The salmon are running.", "Early mornings, tight lines.", "Nothing beats a day on the lake."),
+        ("Book a half day, get a free photo package.", "Save ten percent on all rods.", "Boat show pricing ends soon."),
+        ("Book your trip today.", "Shop tackle now.", "Reserve a charter.", "Find your boat."),
+        ("an angler holding up a king salmon on a boat", "a fishing boat at dawn on a still lake", "a tackle box full of bright lures"),
+    ),
+    Topic(
+        "gaming", (("Georgia", 4.5), ("Nevada", 3.5), ("Texas", 2.5)), ("Vermont", "Maine", "West Virginia"),
+        {"18-24": 4.0, "25-34": 2.2, "45-54": 0.5, "55-64": 0.25, "65+": 0.15}, 3.5, 0.03, 11.0,
+        ("Pixel Rush", "Level Up", "Neon Arcade", "Respawn", "Crit Hit", "Boss Fight"),
+        ("Gaming", "Esports", "Games", "Studios", "Arena"),
+        ("gaming headset", "mechanical keyboard", "esports tournament pass", "cloud gaming subscription", "high refresh gaming monitor"),
+        ("win more matches", "play anywhere without lag", "hear every footstep", "build a setup that looks as good as it plays", "join the biggest tournament of the year"),
+        ("with tournament-grade switches", "with a free month for new players", "with cash prizes every weekend",
+         "with zero latency wireless", "used by pro players"),
+        "gamers",
+        ("Tired of lag?", "Your squad is waiting.", "GG starts with your gear."),
+        ("Free skin bundle with every preorder.", "Save twenty five percent this week.", "Students get a free month."),
+        ("Download now.", "Join the tournament.", "Shop the drop.", "Play free today."),
+        ("a gamer with a headset in a neon-lit room", "an esports arena with a cheering crowd", "a glowing RGB keyboard close-up"),
+        " 🎮",
+    ),
+)
+
+SYNONYMS: dict[str, tuple[str, ...]] = {
+    "discover": ("Discover", "Explore", "Check out", "Meet", "Try"),
+    "looking": ("Looking for a way to", "Need a way to", "Want to", "Trying to", "Ready to"),
+    "thousands": ("Thousands of", "Hundreds of", "So many", "More and more"),
+    "trust": ("trust", "love", "rely on", "count on"),
+    "ever": ("ever ", ""),
+    "nationwide": ("across the country", "nationwide", "all over the US", "in every state"),
+    "our": ("our", "the new", "our latest"),
+    "now": ("today", "now", "this week"),
+    "best": ("best", "finest", "most reliable"),
+    "can": ("can", "will"),
+    "get": ("Try", "Get", "Pick up", "Grab"),
+    "simple": ("It is that simple.", "No hassle.", "Easy as that.", "It only takes a minute."),
+}
+# benefits are verb phrases ("beat the next blizzard"); details are post-modifiers ("with free installation")
+MAIN_TEMPLATES = (
+    "{discover} {our} {product} and {benefit}, {detail}.",
+    "{looking} {benefit}? {get} {our} {product}, {detail}.",
+    "Ready to {benefit}? Say hello to {our} {product}, {detail}.",
+    "With {our} {product}, you {can} {benefit}, {detail}.",
+    "{benefit_cap} with {our} {product}, {detail}.",
+)
+PROOF_TEMPLATES = (
+    "{thousands} {customers} {nationwide} already {trust} us.",
+    "Rated {rating} stars by {customers} {nationwide}.",
+    "{customers_cap} say it is the {best} {product} they have {ever}tried.",
+)
+SHORT_BODIES = ("Shop now!", "Big sale", "Learn more", "Tickets on sale", "Apply today", "New arrivals", "Sale", "Book now")
+EMPTY_BODY_SHAPES = ("empty_string", "missing", "empty_strings", "empty_list")
+STRAY_LINES = ("<html><head><title>502 Bad Gateway</title></head></html>",
+               "Traceback (most recent call last): requests.exceptions.ReadTimeout: HTTPSConnectionPool(host='graph.facebook.com', port=443)")
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def pct(value: float) -> str:
+    """A share as Meta writes it: a string, shortest decimal; under 0.001 in Java-style scientific
+    notation (``"2.6E-5"``)."""
+    if value <= 0.0:
+        return "0.0"
+    if value < 1e-3:
+        mantissa, exponent = f"{value:.1e}".split("e")
+        return f"{mantissa}E{int(exponent)}"
+    return repr(round(float(value), 6))
+
+
+# ------------------------------------------------------------------------------------------ census
+
+
+@dataclass
+class Census:
+    regions: list[str]  # Meta region names: 50 states + DC, then Puerto Rico if present
+    state_names: list[str]  # census names, same order
+    pop_share: np.ndarray  # share of the US (incl. PR) population, same order
+    cells: list[tuple[str, str]]  # (gender, age) for the 12 adult cells
+    cell_share: np.ndarray
+    municipios: tuple[str, ...]
+
+
+def _read_census(census_dir: Path) -> Census:
+    census_dir = Path(census_dir)
+    state_csv = census_dir / "census2020_state_population.csv"
+    sex_age_csv = census_dir / "census2020_sex_age.csv"
+    for path in (state_csv, sex_age_csv):
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: census table missing (expected in census_dir={census_dir})")
+    with open(state_csv, encoding="utf-8-sig", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    regions = [r["meta_region_name"].strip() for r in rows]
+    names = [r["state"].strip() for r in rows]
+    pop = np.array([float(r["population_2020"]) for r in rows])
+    with open(sex_age_csv, encoding="utf-8-sig", newline="") as fh:
+        cells_rows = [r for r in csv.DictReader(fh) if r["age"].strip() in AGES]
+    cells = [(r["sex"].strip().lower(), r["age"].strip()) for r in cells_rows]
+    cell_pop = np.array([float(r["population_2020"]) for r in cells_rows])
+    municipios: tuple[str, ...] = PR_MUNICIPIOS_FALLBACK
+    mun_csv = census_dir / "pr_municipios.csv"
+    if mun_csv.is_file():
+        with open(mun_csv, encoding="utf-8-sig", newline="") as fh:
+            listed = tuple(r["municipio"].strip() for r in csv.DictReader(fh) if r.get("municipio", "").strip())
+        listed = tuple(m for m in listed if m != "Florida")
+        if listed:
+            # the large municipios first (they are the ones that show up in a 2019 dump)
+            big = [m for m in PR_MUNICIPIOS_FALLBACK if m in listed]
+            municipios = tuple(big + [m for m in listed if m not in big])
+    return Census(regions, names, pop / pop.sum(), cells, cell_pop / cell_pop.sum(), municipios)
+
+
+# ------------------------------------------------------------------------------------------ the ads
+
+
+@dataclass(eq=False)
+class Ad:
+    ad_id: str
+    page: int
+    topic: Topic
+    family_id: int
+    variant: int
+    body: str
+    start: dt.date
+    shift: str = "none"
+    shift_value: str | None = None
+    stop: dt.date | None = None
+    created: dt.date | None = None
+    hour: int = 0
+    bodies: list[str] | None = None
+    body_shape: str = "list"  # how an empty body is written (see EMPTY_BODY_SHAPES)
+    currency: str = "USD"
+    spend: tuple = (0, 99)
+    impressions: tuple = (0, 999)
+    audience: tuple = (1000, 5000)
+    demographics: list = field(default_factory=list)
+    regions: list = field(default_factory=list)
+    link_title: str | None = None
+    link_caption: str | None = None
+    link_description: str | None = None
+    languages: list = field(default_factory=lambda: ["en"])
+    platforms: list = field(default_factory=lambda: ["facebook"])
+    primary: str = CURRENT
+    flags: dict = field(default_factory=dict)
+    top_states: list = field(default_factory=list)
+    top_age: str | None = None
+    top_gender: str | None = None
+
+
+class _Gen:
+    def __init__(self, seed: int, census: Census):
+        self.np = np.random.default_rng(np.random.SeedSequence([int(seed), 20240630]))
+        self.py = random.Random(int(seed) * 7919 + 17)
+        self.census = census
+        self.used_ids: set[str] = set()
+        self.state_index = {name: i for i, name in enumerate(census.state_names)}
+        self.pr_index = self.state_index.get("Puerto Rico")
+
+    def pick(self, seq):
+        return seq[self.py.randrange(len(seq))]
+
+    def new_id(self, digits: int) -> str:
+        while True:
+            value = str(self.py.randrange(10 ** (digits - 1), 10**digits))
+            if value not in self.used_ids:
+                self.used_ids.add(value)
+                return value
+
+    def token(self) -> str:
+        alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+        return "EAAB" + "".join(self.py.choice(alphabet) for _ in range(self.py.randrange(36, 60)))
+
+    # -------------------------------------------------------------- text
+
+    def message(self, topic: Topic) -> dict:
+        """One family's message: what it says; each variant says it differently."""
+        return {
+            "product": self.pick(topic.products),
+            "benefit": self.pick(topic.benefits),
+            "detail": self.pick(topic.details),
+            "hook": self.pick(topic.hooks),
+            "offer": self.pick(topic.offers),
+            "cta": self.pick(topic.ctas),
+            "rating": self.pick(("4.7", "4.8", "4.9")),
+            "proof": self.py.randrange(len(PROOF_TEMPLATES)),
+            "template": self.py.randrange(len(MAIN_TEMPLATES)),
+            "syn": {k: self.py.randrange(len(v)) for k, v in SYNONYMS.items()},
+            "with_hook": self.py.random() < 0.35,
+            "with_proof": self.py.random() < 0.5,
+            "with_offer": self.py.random() < 0.4,
+            "with_simple": self.py.random() < 0.15,
+            "hook_first": True,
+            "cta_first": False,
+            "emoji": bool(topic.emoji) and self.py.random() < 0.5,
+        }
+
+    def rewrite(self, msg: dict, topic: Topic, heavy: bool) -> dict:
+        """A variant of a message: light = synonym swaps and maybe another call to action;
+        heavy = another sentence frame, clauses added or dropped, reordered, other wording."""
+        out = dict(msg, syn=dict(msg["syn"]))
+        for key, options in SYNONYMS.items():
+            if self.py.random() < (0.5 if heavy else 0.35):
+                out["syn"][key] = self.py.randrange(len(options))
+        if self.py.random() < (0.5 if heavy else 0.25):
+            out["cta"] = self.pick(topic.ctas)
+        if heavy:
+            if self.py.random() < 0.75:
+                out["template"] = self.pick([t for t in range(len(MAIN_TEMPLATES)) if t != msg["template"]])
+            toggle = self.pick(("with_hook", "with_proof", "with_offer", "with_simple"))
+            out[toggle] = not out[toggle]
+            if self.py.random() < 0.15:
+                out["detail"] = self.pick(topic.details)
+            if self.py.random() < 0.2:
+                out["proof"] = self.py.randrange(len(PROOF_TEMPLATES))
+            out["hook_first"] = self.py.random() < 0.7
+            out["cta_first"] = self.py.random() < 0.15
+        return out
+
+    def render(self, msg: dict, topic: Topic) -> str:
+        syn = {k: SYNONYMS[k][i] for k, i in msg["syn"].items()}
+        slots = dict(
+            syn, product=msg["product"], benefit=msg["benefit"], detail=msg["detail"], rating=msg["rating"],
+            customers=topic.customers, customers_cap=_cap(topic.customers), our_cap=_cap(syn["our"]),
+            benefit_cap=_cap(msg["benefit"]),
+        )
+        main = MAIN_TEMPLATES[msg["template"]].format(**slots)
+        sentences = [main]
+        if msg["with_proof"]:
+            sentences.append(PROOF_TEMPLATES[msg["proof"]].format(**slots))
+        if msg["with_offer"]:
+            sentences.append(msg["offer"])
+        if msg["with_simple"]:
+            sentences.append(syn["simple"])
+        cta = msg["cta"].replace("today", syn["now"]) if "today" in msg["cta"] else msg["cta"]
+        if msg["cta_first"]:
+            sentences.insert(0, cta)
+        else:
+            sentences.append(cta)
+        if msg["with_hook"]:
+            if msg["hook_first"]:
+                sentences.insert(0, msg["hook"])
+            else:
+                sentences.insert(len(sentences) - 1, msg["hook"])
+        text = " ".join(sentences)
+        if msg["emoji"]:
+            text += topic.emoji
+        return text
+
+    # -------------------------------------------------------------- audiences
+
+    def demographics(self, topic: Topic, age_mult: dict, male: float, teen: bool, unknown: bool) -> list[dict]:
+        cells = self.census.cells
+        weights = self.census.cell_share * np.array(
+            [age_mult.get(age, 1.0) * (male if sex == "male" else 1.0) for sex, age in cells]
+        )
+        weights = weights / weights.sum() * self.np.gamma(30.0, 1.0 / 30.0, len(weights))
+        weights = weights / weights.sum()
+        entries = {(age, sex): float(w) for (sex, age), w in zip(cells, weights)}
+        extra = 0.0
+        if teen:
+            teen_total = topic.teen * float(self.np.uniform(0.3, 1.7)) + 2e-5
+            split = float(self.np.uniform(0.2, 0.8))
+            entries[(TEEN, "female")] = teen_total * split
+            entries[(TEEN, "male")] = teen_total * (1 - split)
+            extra += teen_total
+        if unknown:
+            ages = sorted(self.py.sample(range(len(AGES)), k=self.py.randrange(2, 7)))
+            for i in ages:
+                share = float(self.np.uniform(1e-5, 0.004))
+                entries[(AGES[i], "unknown")] = share
+                extra += share
+        scale = 1.0 / (1.0 + extra)
+        order = {g: i for i, g in enumerate(("female", "male", "unknown"))}
+        keys = sorted(entries, key=lambda k: ((TEEN,) + AGES).index(k[0]) * 3 + order[k[1]])
+        return [{"percentage": pct(entries[k] * scale), "age": k[0], "gender": k[1]} for k in keys]
+
+    def regions(self, state_mult: np.ndarray, include_pr: bool, unknown: bool, territories: bool, municipios: bool) -> list[dict]:
+        weights = self.census.pop_share * state_mult * self.np.gamma(20.0, 1.0 / 20.0, len(state_mult))
+        if self.pr_index is not None and not include_pr:
+            weights[self.pr_index] = 0.0
+        weights = weights / weights.sum()
+        keep = weights >= REPORTING_THRESHOLD
+        shares = {self.census.regions[i]: float(weights[i]) for i in np.flatnonzero(keep)}
+        if unknown:
+            shares["Unknown"] = float(self.np.uniform(0.0005, 0.006))
+        if territories:
+            for name in self.py.sample(TERRITORIES, k=self.py.randrange(1, len(TERRITORIES) + 1)):
+                shares[name] = float(self.np.uniform(5e-6, 4e-4))
+        if municipios and "Puerto Rico" in shares:
+            total = shares.pop("Puerto Rico")
+            names = list(self.census.municipios[: self.py.randrange(4, 9)])
+            parts = self.np.dirichlet(np.linspace(3.0, 0.6, len(names)))
+            for name, part in zip(names, parts):
+                shares[name] = total * float(part)
+        norm = sum(shares.values())
+        return [{"percentage": pct(shares[k] / norm), "region": k} for k in sorted(shares)]
+
+    def foreign_regions(self) -> list[dict]:
+        weights = np.array(AU_WEIGHTS) * self.np.gamma(15.0, 1.0 / 15.0, len(AU_WEIGHTS))
+        weights = weights / weights.sum()
+        return [{"percentage": pct(float(w)), "region": r} for r, w in sorted(zip(AU_REGIONS, weights))]
+
+
+def _bucket(buckets, value: float) -> tuple:
+    for low, high in buckets:
+        if high is None or value <= high:
+            return low, high
+    return buckets[-1]
+
+
+def _bounds(rng: tuple) -> dict:
+    low, high = rng
+    out = {"lower_bound": str(low)}
+    if high is not None:
+        out["upper_bound"] = str(high)
+    return out
+
+
+def _page_sizes(gen: _Gen, n_ads: int, n_pages: int) -> list[int]:
+    """Zipf-like page sizes with jitter: one page of >= 300 ads (at 3,000 ads), many of 1-5."""
+    n_pages = max(1, min(n_pages, n_ads))
+    ranks = np.arange(1, n_pages + 1, dtype=float)
+    weights = ranks**-1.1 * gen.np.lognormal(0.0, 0.25, n_pages)
+    weights = np.sort(weights)[::-1]
+    raw = weights / weights.sum() * n_ads
+    sizes = np.maximum(1, np.floor(raw)).astype(int)
+    sizes[0] = max(int(sizes[0]), min(300, n_ads // 3))
+    excess = int(sizes.sum()) - n_ads
+    while excess > 0:  # take from the largest pages (never below 1)
+        i = int(np.argmax(sizes))
+        take = min(excess, int(sizes[i]) - 1 - (300 if i == 0 and n_ads >= 900 else 0))
+        take = max(take, 1) if sizes[i] > 1 else 0
+        if take == 0:
+            break
+        sizes[i] -= take
+        excess -= take
+    order = np.argsort(-(raw - np.floor(raw)), kind="stable")
+    k = 0
+    while int(sizes.sum()) < n_ads:
+        sizes[order[k % n_pages]] += 1
+        k += 1
+    return sorted((int(s) for s in sizes), reverse=True)
+
+
+# ------------------------------------------------------------------------------------------ main
+
+
+def write_demo_ads(
+    out_dir: Path,
+    seed: int,
+    n_ads: int = 3000,
+    n_pages: int = 150,
+    census_dir: Path | None = None,
+) -> dict:
+    """Write the demo dumps (see the module docstring) into ``out_dir``; returns a summary of counts."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    census = _read_census(Path(census_dir) if census_dir is not None else DEFAULT_CENSUS_DIR)
+    gen = _Gen(seed, census)
+    n_ads, n_pages = int(n_ads), int(n_pages)
+    if n_ads < 1 or n_pages < 1:
+        raise ValueError(f"n_ads={n_ads} and n_pages={n_pages} must both be at least 1")
+
+    sizes = _page_sizes(gen, n_ads, n_pages)
+    n_pages = len(sizes)
+    topic_order = list(TOPICS)
+    gen.py.shuffle(topic_order)
+    tokens = {name: gen.token() for name in DUMP_FILES}
+    tokens["paging"] = tokens[PAGE]
+
+    # ---- pages: topic, ids, names; a few unnamed pages, one Australian advertiser
+    mid = [p for p, s in enumerate(sizes) if 8 <= s <= 60] or list(range(n_pages))
+    unnamed_pages = set(gen.py.sample(mid, k=min(3, len(mid))))
+    small = [p for p, s in enumerate(sizes) if 6 <= s <= 20 and p not in unnamed_pages] or [n_pages - 1]
+    foreign_page = gen.pick(small) if n_pages > 1 else -1
+    used_names: set[str] = set()
+    pages = []
+    for p, size in enumerate(sizes):
+        topic = topic_order[p % len(topic_order)]
+        for _ in range(50):
+            name = f"{gen.pick(topic.brands)} {gen.pick(topic.kinds)}"
+            if name not in used_names:
+                break
+            name = f"{name} of {gen.pick(('Texas', 'Ohio', 'Georgia', 'Oregon', 'Florida', 'Colorado', 'Maine', 'Iowa'))}"
+            if name not in used_names:
+                break
+        else:
+            name = f"{name} {p}"
+        if p == foreign_page:
+            name = f"{gen.pick(topic.brands)} Australia"
+        used_names.add(name)
+        pages.append({
+            "page_id": gen.new_id(gen.py.randrange(9, 16)),
+            "name": name,
+            "unnamed": p in unnamed_pages,
+            "byline": f"{name} {gen.pick(('LLC', 'Inc.', 'Holdings', 'Corp'))}" if gen.py.random() < 0.8 else gen.pick(
+                ("Ad Partners Media", "Brightline Marketing Group", "Northstar Digital", "Summit Agency")),
+            "topic": topic,
+            "foreign": p == foreign_page,
+            "domain": re.sub(r"[^a-z0-9]", "", name.lower())[:18] + gen.pick((".com", ".com", ".co", ".net")),
+            "platforms": gen.pick((["facebook", "instagram"], ["facebook"], ["facebook", "instagram", "messenger"],
+                                   ["facebook", "instagram", "audience_network", "messenger"], ["instagram"])),
+            "cpm": topic.cpm * float(gen.np.lognormal(0.0, 0.25)),
+            "spend_level": float(gen.np.normal(5.6, 0.9)) + (0.8 if size > 100 else 0.0),
+        })
+
+    # ---- ads: families of near-paraphrases within pages
+    ads: list[Ad] = []
+    family_id = 0
+    span = (LAST_DAY - FIRST_DAY).days
+    for p, size in enumerate(sizes):
+        page, topic = pages[p], pages[p]["topic"]
+        remaining = size
+        while remaining > 0:
+            n_var = min(remaining, gen.py.randrange(2, 9))
+            if remaining - n_var == 1:  # never leave a page's last ad alone in a family (pages of 1 excepted)
+                n_var = n_var + 1 if n_var < 8 else n_var - 1
+            remaining -= n_var
+            msg = gen.message(topic)
+            family_day = FIRST_DAY + dt.timedelta(days=gen.py.randrange(0, span - 45))
+            family_shift = gen.py.random() < 0.45
+            texts: list[str] = []
+            for v in range(n_var):
+                if v == 0:
+                    vmsg = msg
+                else:
+                    vmsg = gen.rewrite(msg, topic, heavy=gen.py.random() < 0.4)
+                text = gen.render(vmsg, topic)
+                tries = 0
+                while text in texts and tries < 8:
+                    vmsg = gen.rewrite(msg, topic, heavy=True)
+                    text = gen.render(vmsg, topic)
+                    tries += 1
+                if text in texts:
+                    text = f"{text} Limited time only."
+                texts.append(text)
+                shift = "none"
+                if family_shift and v > 0 and gen.py.random() < 0.6:
+                    shift = gen.pick(("state", "state", "age", "gender"))
+                ad = Ad(
+                    ad_id=gen.new_id(16 if gen.py.random() < 0.85 else 15), page=p, topic=topic, family_id=family_id,
+                    variant=v, body=text, start=family_day + dt.timedelta(days=gen.py.randrange(0, 45)), shift=shift,
+                )
+                ad.hour = gen.py.randrange(24)
+                if shift == "state":
+                    taken = {s for s, _ in topic.states} | set(topic.anti) | {"Puerto Rico"}
+                    ad.shift_value = gen.pick([s for s in census.state_names if s not in taken])
+                elif shift == "age":
+                    ad.shift_value = gen.pick([a for a in AGES if a != topic.top_age])
+                elif shift == "gender":
+                    ad.shift_value = "female" if topic.top_gender == "male" else "male"
+                ads.append(ad)
+            family_id += 1
+
+    n = len(ads)
+    order = list(range(n))
+    gen.py.shuffle(order)
+    ads = [ads[i] for i in order]
+
+    # ---- which dump each ad comes from: the old collector saw only early ads
+    for ad in ads:
+        r = gen.py.random()
+        if ad.start < LEGACY_BEFORE and r < 0.6:
+            ad.primary = LEGACY
+        else:
+            r2 = gen.py.random()
+            ad.primary = CURRENT if r2 < 0.55 / 0.8 else PAGE if r2 < 0.60 / 0.8 else EXPORT
+    foreign_ads = [a for a in ads if pages[a.page]["foreign"]]
+    for a in foreign_ads[:3]:  # the Australian advertiser shows up in the current dump
+        a.primary = CURRENT
+    by_primary = {d: [a for a in ads if a.primary == d] for d in DUMP_FILES}
+
+    def choose(pool: list[Ad], k: int) -> list[Ad]:
+        k = max(0, min(k, len(pool)))
+        return gen.py.sample(pool, k) if k else []
+
+    def plant(flag: str, rate: float, mins: dict, eligible) -> None:
+        """Set ``flag`` on about ``rate`` of the eligible ads, at least ``mins[dump]`` in each dump."""
+        for dump in DUMP_FILES:
+            pool = [a for a in by_primary[dump] if eligible(a)]
+            chosen = [a for a in pool if gen.py.random() < rate]
+            need = mins.get(dump, 0) - len(chosen)
+            if need > 0:
+                rest = [a for a in pool if a not in chosen]
+                chosen += choose(rest, need)
+            for a in chosen:
+                a.flags[flag] = True
+
+    def free(a: Ad, *names: str) -> bool:
+        return not any(a.flags.get(k) for k in names) and not pages[a.page]["foreign"]
+
+    # 2019 legacy ads with Puerto Rico split into municipios
+    plant("municipios", 0.015, {LEGACY: 6}, lambda a: a.primary == LEGACY)
+    for a in ads:
+        if a.flags.get("municipios"):
+            a.start = dt.date(2019, 10, 1) + dt.timedelta(days=gen.py.randrange(0, 80))
+    plant("empty_body", 0.012, {CURRENT: 8, LEGACY: 3, PAGE: 2, EXPORT: 3}, lambda a: free(a))
+    plant("short_body", 0.012, {CURRENT: 8, LEGACY: 3, PAGE: 2, EXPORT: 3}, lambda a: free(a, "empty_body"))
+    plant("multi_frame", 0.14, {CURRENT: 20, PAGE: 3, EXPORT: 5},
+          lambda a: a.primary != LEGACY and free(a, "empty_body", "short_body"))
+    plant("has_url", 0.10, {CURRENT: 15, LEGACY: 4, PAGE: 2, EXPORT: 4}, lambda a: free(a, "empty_body", "short_body"))
+    plant("non_usd", 0.012, {CURRENT: 6, LEGACY: 2, PAGE: 1, EXPORT: 2}, lambda a: free(a))
+    plant("no_region", 0.004, {CURRENT: 3, EXPORT: 1}, lambda a: free(a, "municipios", "empty_body", "short_body"))
+    plant("missing_dates", 0.0, {CURRENT: 2}, lambda a: free(a, "empty_body", "short_body", "no_region"))
+    plant("teen_cells", 0.35, {d: 3 for d in DUMP_FILES}, lambda a: not pages[a.page]["foreign"])
+    plant("unknown_gender", 0.5, {d: 3 for d in DUMP_FILES}, lambda a: not pages[a.page]["foreign"])
+    plant("unknown_region", 0.25, {d: 3 for d in DUMP_FILES}, lambda a: free(a, "no_region"))
+    plant("territories", 0.08, {d: 3 for d in DUMP_FILES}, lambda a: free(a, "no_region"))
+    plant("puerto_rico", 0.55, {d: 3 for d in DUMP_FILES}, lambda a: free(a, "no_region"))
+    for a in ads:
+        if a.flags.get("municipios"):
+            a.flags["puerto_rico"] = True
+    for dump in DUMP_FILES:  # every shape of empty body in every dump
+        for i, a in enumerate(a for a in by_primary[dump] if a.flags.get("empty_body")):
+            a.body_shape = EMPTY_BODY_SHAPES[i % len(EMPTY_BODY_SHAPES)]
+
+    # ---- fill every ad in
+    for a in ads:
+        page, topic = pages[a.page], a.topic
+        # dates
+        if a.primary == LEGACY and not a.flags.get("municipios"):
+            a.start = min(a.start, LEGACY_BEFORE - dt.timedelta(days=1))
+        a.created = a.start - dt.timedelta(days=gen.py.choice((0, 0, 0, 1, 1, 2, 3, 7)))
+        # no stop time: still running (most ads of the last two months, a few older ones)
+        running = ((LAST_DAY - a.start).days < 60 and gen.py.random() < 0.6) or gen.py.random() < 0.03
+        a.stop = None if running else a.start + dt.timedelta(days=gen.py.randrange(1, 90))
+        # body
+        if a.flags.get("empty_body"):
+            a.bodies = []
+        elif a.flags.get("short_body"):
+            a.bodies = [gen.pick(SHORT_BODIES)]
+        else:
+            body = a.body
+            if a.flags.get("has_url"):
+                url = gen.pick((f"https://www.{page['domain']}/offer?utm_source=facebook&utm_campaign=c{a.family_id}",
+                                f"www.{page['domain']}", f"http://{page['domain']}/sale", f"https://{page['domain']}/"))
+                body = gen.pick((f"{body} Learn more at {url}", f"{body} Visit {url}", f"{body}\n\n{url}"))
+            a.bodies = [body]
+            if a.flags.get("multi_frame"):
+                cards = []
+                for _ in range(gen.py.randrange(1, 4)):
+                    m = gen.message(topic)
+                    m.update(with_hook=False, with_offer=False, with_simple=False, with_proof=gen.py.random() < 0.3, emoji=False)
+                    cards.append(gen.render(m, topic))
+                if gen.py.random() < 0.4:  # some carousels repeat a card
+                    a.bodies = [body, body] + cards if gen.py.random() < 0.5 else [body] + cards + [cards[0]]
+                else:
+                    a.bodies = [body] + cards
+        if a.flags.get("non_usd"):
+            a.currency = gen.pick(("EUR", "GBP", "CAD", "EUR"))
+        if page["foreign"]:
+            a.currency = "AUD"
+        # money: spend bucket from a lognormal draw; impressions from spend / CPM, bucketed
+        spend_value = float(gen.np.lognormal(page["spend_level"], 1.3))
+        a.spend = _bucket(SPEND_BUCKETS, spend_value)
+        a.impressions = _bucket(IMPRESSION_BUCKETS, spend_value / page["cpm"] * 1000.0 * float(gen.np.lognormal(0, 0.3)))
+        a.audience = _bucket(AUDIENCE_BUCKETS, max(1000.0, spend_value / page["cpm"] * 1000.0 * float(gen.np.lognormal(0.5, 0.8))))
+        # links and platforms
+        if gen.py.random() < 0.8:
+            first = re.split(r"[.?!]", a.body)[0]
+            first = first if len(first) <= 60 else first[:60].rsplit(" ", 1)[0].rstrip(",")
+            a.link_title = _cap(gen.pick((first, f"{_cap(topic.products[0])} sale",
+                                          page["name"], f"Shop {page['name']}")))
+        if gen.py.random() < 0.6:
+            a.link_caption = page["domain"].upper() if gen.py.random() < 0.5 else page["domain"]
+        if gen.py.random() < 0.5:
+            a.link_description = gen.pick(topic.offers)
+        a.platforms = list(page["platforms"])
+        a.languages = ["en"] if gen.py.random() < 0.93 else ["en", "es"]
+        # audience
+        if page["foreign"]:
+            a.regions = gen.foreign_regions()
+            a.demographics = gen.demographics(topic, dict(topic.ages), topic.male, False, False)
+            a.top_states, a.top_age, a.top_gender = [], topic.top_age, topic.top_gender
+            a.flags["foreign"] = True
+            a.flags["missing_impr_upper"] = a.impressions[1] is None
+            continue
+        mult = np.ones(len(census.state_names))
+        for s in topic.anti:
+            if s in gen.state_index:
+                mult[gen.state_index[s]] = 0.3
+        for s, m in topic.states:
+            if s in gen.state_index:
+                mult[gen.state_index[s]] = m
+        top_states = [s for s, _ in topic.states]
+        age_mult, male = dict(topic.ages), topic.male
+        top_age, top_gender = topic.top_age, topic.top_gender
+        if a.shift == "state" and a.shift_value:
+            mult[gen.state_index[a.shift_value]] = max(m for _, m in topic.states) * 1.6
+            top_states = [a.shift_value] + top_states
+        elif a.shift == "age" and a.shift_value:
+            age_mult[a.shift_value] = max(age_mult.values()) * 2.0
+            top_age = a.shift_value
+        elif a.shift == "gender" and a.shift_value:
+            male = 4.0 if a.shift_value == "male" else 0.25
+            top_gender = a.shift_value
+        a.top_states, a.top_age, a.top_gender = top_states, top_age, top_gender
+        a.demographics = gen.demographics(topic, age_mult, male, bool(a.flags.get("teen_cells")), bool(a.flags.get("unknown_gender")))
+        if a.flags.get("no_region"):
+            a.regions = []
+        else:
+            a.regions = gen.regions(mult, bool(a.flags.get("puerto_rico")), bool(a.flags.get("unknown_region")),
+                                    bool(a.flags.get("territories")), bool(a.flags.get("municipios")))
+        a.flags["missing_impr_upper"] = a.impressions[1] is None
+
+    # make sure the top impressions bucket (no upper_bound) occurs in the current dump
+    top_cur = [a for a in by_primary[CURRENT] if a.flags.get("missing_impr_upper")]
+    for a in choose([a for a in by_primary[CURRENT] if not a.flags.get("missing_impr_upper")], 4 - len(top_cur)):
+        a.spend, a.impressions = SPEND_BUCKETS[6], IMPRESSION_BUCKETS[-1]
+        a.flags["missing_impr_upper"] = True
+
+    # ---- duplicates: copies within a dump and across dumps
+    copies: dict[str, list[Ad]] = {d: list(by_primary[d]) for d in DUMP_FILES}
+    extra_copies: list[tuple[str, Ad]] = []
+    for dump, k in ((CURRENT, max(3, round(0.015 * len(by_primary[CURRENT])))), (LEGACY, 4), (PAGE, 2), (EXPORT, 4)):
+        for a in choose(by_primary[dump], k):
+            extra_copies.append((dump, a))
+    for src, dst, k in ((CURRENT, EXPORT, max(3, round(0.02 * n))), (CURRENT, PAGE, 4), (LEGACY, CURRENT, 4), (PAGE, EXPORT, 3)):
+        pool = [a for a in by_primary[src] if not (dst == LEGACY and a.flags.get("multi_frame"))]
+        for a in choose(pool, k):
+            extra_copies.append((dst, a))
+    for dump, a in extra_copies:
+        copies[dump].append(a)
+    for dump in DUMP_FILES:  # copies land at random places in their dump
+        gen.py.shuffle(copies[dump])
+
+    # ---- records
+    def snapshot(ad_id: str, dump: str) -> str:
+        return f"https://www.facebook.com/ads/archive/render_ad/?id={ad_id}&access_token={tokens[dump]}"
+
+    def page_name_fields(a: Ad) -> dict:
+        page = pages[a.page]
+        if not page["unnamed"]:
+            return {"page_name": page["name"]}
+        return {} if int(a.ad_id) % 2 else {"page_name": ""}  # unnamed: the key absent, or ""
+
+    def current_record(a: Ad, dump: str) -> dict:
+        page = pages[a.page]
+        rec: dict[str, Any] = {"id": a.ad_id, "page_id": page["page_id"], **page_name_fields(a), "bylines": page["byline"]}
+        if not a.flags.get("missing_dates"):
+            rec["ad_creation_time"] = a.created.isoformat()
+            rec["ad_delivery_start_time"] = a.start.isoformat()
+            if a.stop:
+                rec["ad_delivery_stop_time"] = a.stop.isoformat()
+        if a.flags.get("empty_body"):
+            shape = a.body_shape
+            if shape == "empty_string":
+                rec["ad_creative_bodies"] = [""]
+            elif shape == "empty_strings":
+                rec["ad_creative_bodies"] = ["", " "]
+            elif shape == "empty_list":
+                rec["ad_creative_bodies"] = []
+        else:
+            rec["ad_creative_bodies"] = list(a.bodies)
+        if a.link_title:
+            rec["ad_creative_link_titles"] = [a.link_title] * (len(a.bodies) if a.flags.get("multi_frame") else 1)
+        if a.link_caption:
+            rec["ad_creative_link_captions"] = [a.link_caption]
+        if a.link_description:
+            rec["ad_creative_link_descriptions"] = [a.link_description]
+        rec["currency"] = a.currency
+        rec["spend"] = _bounds(a.spend)
+        rec["impressions"] = _bounds(a.impressions)
+        rec["estimated_audience_size"] = _bounds(a.audience)
+        rec["demographic_distribution"] = a.demographics
+        if a.regions or not a.flags.get("no_region") or a.ad_id[-1] in "01234":
+            rec["delivery_by_region"] = a.regions  # no_region ads: [] or the key absent
+        rec["languages"] = a.languages
+        rec["publisher_platforms"] = a.platforms
+        rec["ad_snapshot_url"] = snapshot(a.ad_id, dump)
+        return rec
+
+    def legacy_record(a: Ad) -> dict:
+        page = pages[a.page]
+
+        def stamp(day: dt.date, hour: int) -> str:
+            return f"{day.isoformat()}T{hour:02d}:{int(a.ad_id[-2:]) % 60:02d}:{int(a.ad_id[-4:-2]) % 60:02d}+0000"
+
+        rec: dict[str, Any] = {"id": a.ad_id, "page_id": page["page_id"], **page_name_fields(a), "funding_entity": page["byline"]}
+        if not a.flags.get("missing_dates"):
+            rec["ad_creation_time"] = stamp(a.created, a.hour // 2)  # 00-11h; delivery starts 3h later at the earliest
+            rec["ad_delivery_start_time"] = stamp(a.start, a.hour // 2 + 3 + a.hour % 9)
+            if a.stop:
+                rec["ad_delivery_stop_time"] = stamp(a.stop, a.hour)
+        if a.flags.get("empty_body"):
+            if a.body_shape != "missing":
+                rec["ad_creative_body"] = ""
+        else:
+            rec["ad_creative_body"] = a.bodies[0]  # the old API gave one body (the first card)
+        if a.link_title:
+            rec["ad_creative_link_title"] = a.link_title
+        if a.link_caption:
+            rec["ad_creative_link_caption"] = a.link_caption
+        if a.link_description:
+            rec["ad_creative_link_description"] = a.link_description
+        rec["currency"] = a.currency
+        rec["spend"] = _bounds(a.spend)
+        rec["impressions"] = _bounds(a.impressions)
+        rec["potential_reach"] = _bounds(a.audience)
+        rec["demographic_distribution"] = a.demographics
+        if a.regions or a.ad_id[-1] in "01234":
+            rec["region_distribution"] = a.regions
+        rec["publisher_platforms"] = a.platforms
+        rec["ad_snapshot_url"] = snapshot(a.ad_id, LEGACY)
+        return rec
+
+    def dumps(rec: dict) -> str:
+        return json.dumps(rec, ensure_ascii=False, separators=(",", ":"))
+
+    seen_in: dict[str, list[str]] = {a.ad_id: [] for a in ads}
+    n_records: dict[str, int] = {a.ad_id: 0 for a in ads}  # intact records
+    malformed: dict[str, int] = {a.ad_id: 0 for a in ads}  # truncated records
+    copied = {b.ad_id for _, b in extra_copies}
+
+    def note(a: Ad, dump: str, broken: bool = False) -> None:
+        if dump not in seen_in[a.ad_id]:
+            seen_in[a.ad_id].append(dump)
+        if broken:
+            malformed[a.ad_id] += 1
+        else:
+            n_records[a.ad_id] += 1
+
+    def truncate(line: str) -> str:
+        cut_max = line.find('"ad_snapshot_url"')
+        cut_max = cut_max if cut_max > 40 else len(line) - 1
+        return line[: gen.py.randrange(max(20, cut_max // 4), cut_max)]
+
+    summary: dict[str, Any] = {}
+
+    # JSON Lines, current names: 3 ads whose only record is truncated, 1 truncated extra copy,
+    # a stray non-JSON line, a JSON array on its own line, blank lines
+    lines: list[str] = []
+    cur = copies[CURRENT]
+    only_once = [a for a in by_primary[CURRENT] if a.ad_id not in copied]
+    doomed = {a.ad_id for a in choose(only_once, 3)}
+    for a in cur:
+        line = dumps(current_record(a, CURRENT))
+        broken = a.ad_id in doomed
+        if broken:
+            line = truncate(line)
+        note(a, CURRENT, broken)
+        lines.append(line)
+    twice = [a for a in by_primary[CURRENT] if a.ad_id not in doomed]
+    if twice:  # a truncated extra copy of an ad that is also there intact (a collector retry)
+        a = gen.pick(twice)
+        lines.insert(gen.py.randrange(len(lines) + 1), truncate(dumps(current_record(a, CURRENT))))
+        note(a, CURRENT, True)
+    stray = [STRAY_LINES[0], '["unexpected","array",3]']
+    for extra in stray:
+        lines.insert(gen.py.randrange(len(lines) + 1), extra)
+    for _ in range(2):
+        lines.insert(gen.py.randrange(1, len(lines) + 1), "")
+    (out_dir / CURRENT).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    summary[CURRENT] = {"lines": len(lines), "records": len(cur) - len(doomed),
+                        "malformed": len(doomed) + (1 if twice else 0) + len(stray), "blank": 2}
+
+    # JSON Lines, legacy names: one ad whose only record is truncated, one stray line, one blank line
+    lines = []
+    leg = copies[LEGACY]
+    leg_once = [a for a in by_primary[LEGACY] if a.ad_id not in copied]
+    doomed_leg = {a.ad_id for a in choose(leg_once, 1)}
+    for a in leg:
+        line = dumps(legacy_record(a))
+        broken = a.ad_id in doomed_leg
+        if broken:
+            line = truncate(line)
+        note(a, LEGACY, broken)
+        lines.append(line)
+    if lines:
+        lines.insert(gen.py.randrange(len(lines) + 1), STRAY_LINES[1])
+        lines.insert(gen.py.randrange(1, len(lines) + 1), "")
+    (out_dir / LEGACY).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    summary[LEGACY] = {"lines": len(lines), "records": len(leg) - len(doomed_leg), "malformed": len(doomed_leg) + (1 if lines else 0),
+                       "blank": 1 if lines else 0}
+
+    # one API page
+    data = []
+    for a in copies[PAGE]:
+        data.append(current_record(a, PAGE))
+        note(a, PAGE)
+    after = "".join(gen.py.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") for _ in range(40))
+    before = "".join(gen.py.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") for _ in range(40))
+    page_doc = {
+        "data": data,
+        "paging": {
+            "cursors": {"before": f"QVFIU{before}", "after": f"QVFIU{after}"},
+            "next": (
+                "https://graph.facebook.com/v19.0/ads_archive?ad_reached_countries=%5B%22US%22%5D&ad_type=ALL"
+                f"&search_terms=%27%27&limit={max(len(data), 1)}&access_token={tokens['paging']}&after=QVFIU{after}"
+            ),
+        },
+    }
+    (out_dir / PAGE).write_text(json.dumps(page_doc, ensure_ascii=False, separators=(",", ":")) + "\n", encoding="utf-8")
+    summary[PAGE] = {"records": len(data)}
+
+    # CSV export (+ side tables keyed by the real id)
+    main_buf, demo_buf, region_buf = io.StringIO(), io.StringIO(), io.StringIO()
+    w_main = csv.writer(main_buf, lineterminator="\n")
+    w_demo = csv.writer(demo_buf, lineterminator="\n")
+    w_region = csv.writer(region_buf, lineterminator="\n")
+    w_main.writerow(EXPORT_COLUMNS)
+    w_demo.writerow(["ad_id", "age", "gender", "percentage"])
+    w_region.writerow(["ad_id", "region", "percentage"])
+    mangled: set[str] = set()
+    side_done: set[str] = set()
+    batch_names = [f"{gen.pick(('nyc', 'sfo', 'chi'))}-{k:03d}" for k in range(1 + len(copies[EXPORT]) // 200)]
+    export_mangle = {a.ad_id for a in by_primary[EXPORT] + [b for d, b in extra_copies if d == EXPORT] if gen.py.random() < 0.1}
+    for k, a in enumerate(copies[EXPORT]):
+        rec = current_record(a, EXPORT)
+        shown = a.ad_id
+        if a.ad_id in export_mangle:
+            shown = f"{int(a.ad_id):.5E}".replace("E+0", "E+")
+            mangled.add(a.ad_id)
+        bodies_cell = ""
+        if "ad_creative_bodies" in rec:
+            bodies_cell = json.dumps(rec["ad_creative_bodies"], ensure_ascii=False)
+        w_main.writerow([
+            shown, rec["page_id"], rec.get("page_name", ""), rec["bylines"], rec.get("ad_creation_time", ""),
+            rec.get("ad_delivery_start_time", ""), rec.get("ad_delivery_stop_time", ""), bodies_cell,
+            repr(rec["ad_creative_link_titles"]) if "ad_creative_link_titles" in rec else "", rec["currency"],
+            rec["spend"]["lower_bound"], rec["spend"].get("upper_bound", ""), rec["impressions"]["lower_bound"],
+            rec["impressions"].get("upper_bound", ""), rec["estimated_audience_size"]["lower_bound"],
+            rec["estimated_audience_size"].get("upper_bound", ""), repr(rec["languages"]), repr(rec["publisher_platforms"]),
+            rec["ad_snapshot_url"], batch_names[k // 200],
+        ])
+        note(a, EXPORT)
+        if a.ad_id in side_done:
+            continue
+        side_done.add(a.ad_id)
+        for e in rec["demographic_distribution"]:
+            w_demo.writerow([a.ad_id, e["age"], e["gender"], e["percentage"]])
+        for e in rec.get("delivery_by_region", []):
+            w_region.writerow([a.ad_id, e["region"], e["percentage"]])
+    (out_dir / EXPORT).write_text(main_buf.getvalue(), encoding="utf-8")
+    (out_dir / EXPORT_DEMOS).write_text(demo_buf.getvalue(), encoding="utf-8")
+    (out_dir / EXPORT_REGIONS).write_text(region_buf.getvalue(), encoding="utf-8")
+    summary[EXPORT] = {"rows": len(copies[EXPORT]), "mangled_ids": sum(1 for a in copies[EXPORT] if a.ad_id in mangled),
+                       "demographic_rows": demo_buf.getvalue().count("\n") - 1,
+                       "region_rows": region_buf.getvalue().count("\n") - 1}
+
+    # media verbalisations for ~20% of the ads
+    media_lines = []
+    media_ids: set[str] = set()
+    for a in sorted(ads, key=lambda x: x.ad_id):
+        if gen.py.random() < 0.2:
+            kind = gen.pick(("Image", "Image", "Video", "Carousel"))
+            scene = gen.pick(a.topic.images)
+            extra = gen.pick(("", "", " at sunrise", " in soft natural light", f", with the text \"{pages[a.page]['name']}\" overlaid",
+                              ", logo in the corner"))
+            text = f"{kind}: {scene}{extra}"
+            if kind == "Video":
+                text += f"; {gen.py.randrange(6, 46)} seconds, upbeat music"
+            media_lines.append(json.dumps({"ad_id": a.ad_id, "verbalisation": text}, ensure_ascii=False))
+            media_ids.add(a.ad_id)
+    (out_dir / MEDIA).write_text("\n".join(media_lines) + ("\n" if media_lines else ""), encoding="utf-8")
+    summary[MEDIA] = {"records": len(media_lines)}
+
+    # truth (tests only)
+    flag_names = ("empty_body", "short_body", "multi_frame", "has_url", "non_usd", "missing_impr_upper", "municipios",
+                  "teen_cells", "unknown_gender", "unknown_region", "territories", "puerto_rico", "no_region",
+                  "missing_dates", "foreign")
+    dump_rank = {d: i for i, d in enumerate(DUMP_FILES)}
+    rows = []
+    for a in sorted(ads, key=lambda x: (x.page, x.family_id, x.variant)):
+        page = pages[a.page]
+        rows.append({
+            "ad_id": a.ad_id, "page_id": page["page_id"], "page_name": page["name"], "topic": a.topic.name,
+            "family_id": a.family_id, "variant": a.variant,
+            "dumps": sorted(seen_in[a.ad_id], key=dump_rank.get), "primary_dump": a.primary,
+            "n_records": n_records[a.ad_id], "delivery_start": a.start, "delivery_stop": a.stop,
+            "currency": a.currency, "n_frames": len(a.bodies or []),
+            "is_duplicate": n_records[a.ad_id] > 1,
+            "unnamed_page": page["unnamed"],
+            **{k: bool(a.flags.get(k)) for k in flag_names},
+            "malformed_line": malformed[a.ad_id] > 0,
+            "malformed_only": n_records[a.ad_id] == 0,
+            "mangled_id": a.ad_id in mangled,
+            "has_media": a.ad_id in media_ids,
+            "audience_shift": a.shift, "top_states": list(a.top_states), "top_age": a.top_age, "top_gender": a.top_gender,
+        })
+    schema = pa.schema(
+        [("ad_id", pa.string()), ("page_id", pa.string()), ("page_name", pa.string()), ("topic", pa.string()),
+         ("family_id", pa.int64()), ("variant", pa.int64()), ("dumps", pa.list_(pa.string())), ("primary_dump", pa.string()),
+         ("n_records", pa.int64()), ("delivery_start", pa.date32()), ("delivery_stop", pa.date32()),
+         ("currency", pa.string()), ("n_frames", pa.int64()), ("is_duplicate", pa.bool_()), ("unnamed_page", pa.bool_())]
+        + [(k, pa.bool_()) for k in flag_names]
+        + [("malformed_line", pa.bool_()), ("malformed_only", pa.bool_()), ("mangled_id", pa.bool_()), ("has_media", pa.bool_()),
+           ("audience_shift", pa.string()), ("top_states", pa.list_(pa.string())), ("top_age", pa.string()), ("top_gender", pa.string())]
+    )
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), out_dir / TRUTH, compression="zstd")
+
+    summary["unique_ads"] = n
+    summary["pages"] = n_pages
+    summary["largest_page"] = max(sizes)
+    summary["families"] = family_id
+    summary["duplicated_ads"] = sum(1 for r in rows if r["is_duplicate"])
+    summary["unrecoverable_malformed_ads"] = sum(1 for r in rows if r["malformed_only"])
+    return summary
