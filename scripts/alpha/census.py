@@ -343,6 +343,16 @@ def _population(value: str, path: Path | str, row: Mapping[str, str]) -> int:
     return pop
 
 
+def load_census_for_rule(smk) -> Census:
+    """The census tables a rule lists as inputs (state_population, sex_age, pr_municipios)."""
+    return load_census(
+        smk.input.state_population,
+        smk.input.sex_age,
+        smk.input.pr_municipios,
+        include_puerto_rico=bool(smk.params.include_puerto_rico),
+    )
+
+
 def load_census(
     state_csv: str | os.PathLike,
     sex_age_csv: str | os.PathLike,
