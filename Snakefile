@@ -12,6 +12,7 @@ configfile: "config/config.yaml"
 include: "rules/common.smk"
 include: "rules/demo.smk"
 include: "rules/ads.smk"
+include: "rules/pairs.smk"
 
 
 rule all:

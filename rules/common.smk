@@ -9,6 +9,7 @@ validate(config, workflow.source_path("../config/schema.yaml"))
 
 wildcard_constraints:
     dump=r"[A-Za-z0-9_.-]+",
+    shard=r"\d+",
 
 
 DEMO_ADS = "results/demo/ads"
@@ -109,4 +110,9 @@ def get_final_targets(wildcards):
         "results/ads/segments.parquet",
         "results/ads/census_report.json",
         "results/figures/delivery",
+        *get_pair_shards(),
     ]
+
+
+def get_pair_shards():
+    return expand("results/pairs/shards/{shard}.parquet", shard=range(config["pairs"]["n_shards"]))

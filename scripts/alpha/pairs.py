@@ -113,12 +113,21 @@ class PagePairs:
     distance: np.ndarray
 
 
-def mine_page(texts: Sequence[str], embeddings: np.ndarray, rule: PairRule, chunk_rows: int = 1024) -> PagePairs:
-    """Every pair of one page that passes the rule, sorted by (i, j)."""
+def score_page(texts: Sequence[str], embeddings: np.ndarray, rule: PairRule, chunk_rows: int = 1024) -> PagePairs:
+    """Every pair of one page inside the cosine interval, with its edit distance (capped at
+    rule.min_distance + 1), sorted by (i, j). Transcreation uses all of them, transsuasion only
+    those past the distance threshold."""
     i, j, cos = similar_pairs(normalise(embeddings), rule.low, rule.high, chunk_rows)
-    keep, dist = edit_distance_filter(texts, i, j, rule)
-    order = np.lexsort((j[keep], i[keep]))
-    return PagePairs(i[keep][order], j[keep][order], cos[keep][order], dist[keep][order])
+    _, dist = edit_distance_filter(texts, i, j, rule)
+    order = np.lexsort((j, i))
+    return PagePairs(i[order], j[order], cos[order], dist[order])
+
+
+def mine_page(texts: Sequence[str], embeddings: np.ndarray, rule: PairRule, chunk_rows: int = 1024) -> PagePairs:
+    """Every pair of one page that passes the whole rule (cosine interval and edit distance)."""
+    scored = score_page(texts, embeddings, rule, chunk_rows)
+    keep = scored.distance > rule.min_distance
+    return PagePairs(scored.i[keep], scored.j[keep], scored.cosine[keep], scored.distance[keep])
 
 
 def page_slices(page_ids: Sequence[str]) -> Iterator[tuple[str, slice]]:
@@ -143,3 +152,48 @@ def shard_of_pages(page_ids: Iterable[str], n_shards: int) -> dict[str, int]:
         shard[page] = k
         load[k] += size * size
     return shard
+
+
+PAIRS_SCHEMA_FIELDS = (("page_id", "string"), ("ad_id_1", "string"), ("ad_id_2", "string"), ("cosine", "float64"), ("distance", "int32"))
+
+
+def mine_shard(ads_parquet, embeddings_path, shard: int, n_shards: int, rule: PairRule, out_parquet, chunk_rows: int = 1024) -> dict:
+    """Score every within-page pair of the pages assigned to ``shard``; writes one Parquet table.
+
+    Reads only ad_id, page_id and body; embeddings are memory-mapped and gathered page by page,
+    so memory is one page's embeddings plus one chunk of products."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from alpha.embeddings import load as load_embeddings
+
+    table = pq.read_table(ads_parquet, columns=["ad_id", "page_id", "body"])
+    ids, emb = load_embeddings(embeddings_path)
+    ad_ids = table.column("ad_id").to_pylist()
+    if ids != ad_ids:
+        raise ValueError(f"{embeddings_path}: embeddings are not for {ads_parquet} (ids differ); rerun embed_ads")
+    page_ids = table.column("page_id").to_pylist()
+    bodies = table.column("body").to_pylist()
+    assignment = shard_of_pages(page_ids, n_shards)
+    rows_of: dict[str, list[int]] = {}
+    for row, page in enumerate(page_ids):
+        if assignment[page] == shard:
+            rows_of.setdefault(page, []).append(row)
+    cols: dict[str, list] = {name: [] for name, _ in PAIRS_SCHEMA_FIELDS}
+    n_ads = 0
+    for page in sorted(rows_of):
+        rows = np.asarray(rows_of[page])
+        n_ads += len(rows)
+        if len(rows) < 2:
+            continue
+        scored = score_page([bodies[r] for r in rows], np.asarray(emb[rows]), rule, chunk_rows)
+        cols["page_id"].extend([page] * len(scored.i))
+        cols["ad_id_1"].extend(ad_ids[r] for r in rows[scored.i])
+        cols["ad_id_2"].extend(ad_ids[r] for r in rows[scored.j])
+        cols["cosine"].extend(scored.cosine.tolist())
+        cols["distance"].extend(scored.distance.tolist())
+    schema = pa.schema([(name, getattr(pa, typ)()) for name, typ in PAIRS_SCHEMA_FIELDS])
+    pq.write_table(pa.table(cols, schema=schema), out_parquet, compression="zstd")
+    n_pairs = len(cols["page_id"])
+    return {"shard": shard, "pages": len(rows_of), "ads": n_ads, "pairs_in_interval": n_pairs,
+            "pairs_past_distance": int(sum(d > rule.min_distance for d in cols["distance"]))}

@@ -126,3 +126,31 @@ def test_config_errors_stop_before_any_job(tmp_path, edit, message):
     assert proc.returncode != 0
     assert message in proc.stdout + proc.stderr
     assert not (workdir / "results").exists()
+
+
+def test_pairs_cover_pages_once_and_find_the_planted_paraphrase_families(demo_run):
+    import itertools
+
+    import pandas as pd
+
+    results = demo_run / "results"
+    shards = sorted((results / "pairs/shards").glob("*.parquet"))
+    assert len(shards) == yaml.safe_load((demo_run / "config/config.yaml").read_text())["pairs"]["n_shards"]
+    frames = [pq.read_table(s).to_pandas().assign(shard=k) for k, s in enumerate(shards)]
+    pairs = pd.concat(frames)
+    ads = pq.read_table(results / "ads/ads.parquet", columns=["ad_id", "page_id", "body"]).to_pandas()
+    page = dict(zip(ads.ad_id, ads.page_id))
+    body = dict(zip(ads.ad_id, ads.body))
+    assert len(pairs) > 1000
+    assert pairs.groupby("page_id").shard.nunique().max() == 1  # a page lives in one shard
+    assert (pairs.ad_id_1.map(page) == pairs.page_id).all() and (pairs.ad_id_2.map(page) == pairs.page_id).all()
+    assert ((pairs.cosine > 0.7) & (pairs.cosine < 1.0)).all()
+    assert not pairs.duplicated(["ad_id_1", "ad_id_2"]).any()
+    truth = pq.read_table(results / "demo/ads/truth.parquet").to_pandas()
+    truth = truth[truth.ad_id.isin(ads.ad_id)]
+    found = set(zip(pairs.ad_id_1, pairs.ad_id_2)) | set(zip(pairs.ad_id_2, pairs.ad_id_1))
+    family_pairs = [
+        (a, b) for _, g in truth.groupby("family_id") for a, b in itertools.combinations(g.ad_id, 2) if body[a] != body[b]
+    ]
+    recall = sum(p in found for p in family_pairs) / len(family_pairs)
+    assert recall > 0.8, recall  # near-paraphrases of one message are found

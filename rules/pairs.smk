@@ -1,0 +1,58 @@
+# Pair mining for the transcreation / transsuasion tasks: one embedding per ad, then every
+# within-page pair in the cosine interval, pages split over `pairs.n_shards` jobs.
+
+
+rule embed_ads:
+    input:
+        ads="results/ads/ads.parquet",
+        code=workflow.source_path("../scripts/alpha/embeddings.py"),
+    output:
+        emb="results/embeddings/ads.npy",
+        ids="results/embeddings/ads.ids.txt",
+    params:
+        batch_size=config["pairs"]["embed_batch_size"],
+        allow_bf16=config["pairs"]["allow_bf16"],
+    log:
+        "results/logs/embed_ads.log",
+    benchmark:
+        "results/benchmarks/embed_ads.tsv"
+    threads: 2
+    resources:
+        mem_mb=by_attempt(8000),
+        runtime=by_attempt(240),
+    conda:
+        "../envs/embed.yaml"
+    script:
+        "../scripts/embed_ads.py"
+
+
+rule mine_pairs:
+    input:
+        ads="results/ads/ads.parquet",
+        emb="results/embeddings/ads.npy",
+        ids="results/embeddings/ads.ids.txt",
+        code=workflow.source_path("../scripts/alpha/pairs.py"),
+    output:
+        pairs="results/pairs/shards/{shard}.parquet",
+        report="results/pairs/shards/{shard}.json",
+    params:
+        n_shards=config["pairs"]["n_shards"],
+        low=config["pairs"]["cosine_low"],
+        high=config["pairs"]["cosine_high"],
+        min_distance=config["pairs"]["min_distance"],
+        unit=config["pairs"]["distance_unit"],
+        chunk_rows=config["pairs"]["chunk_rows"],
+    log:
+        "results/logs/mine_pairs/{shard}.log",
+    benchmark:
+        "results/benchmarks/mine_pairs/{shard}.tsv"
+    group:
+        "mining"
+    threads: 1
+    resources:
+        mem_mb=by_attempt(8000),
+        runtime=by_attempt(240),
+    conda:
+        "../envs/embed.yaml"
+    script:
+        "../scripts/mine_pairs.py"
