@@ -130,7 +130,7 @@ def test_killed_job_reruns_only_the_unfinished_part(slurm_cluster, tmp_path):
     output, _ = run.communicate(timeout=600)
     assert cancelled, f"never saw the normalise_census job in squeue:\n{output[-3000:]}"
     assert run.returncode != 0, output[-3000:]
-    assert re.search(r"log", output, flags=re.I)  # the failure names the job's log
+    assert f"results/logs/slurm/rule_normalise_census/{cancelled}.log" in output  # the failure names the job's Slurm log
     assert not (workdir / "results/ads/segments.parquet").exists()
 
     rerun = snakemake(workdir, "all", "--profile", str(profile), *config, timeout=900)
