@@ -30,8 +30,6 @@ LEGACY_FIELDS = {
     "ad_archive_id": "id",
 }
 
-RANGE_FIELDS = ("spend", "impressions", "estimated_audience_size")
-
 # The characters str.split() treats as whitespace, spelled out so that the vectorised twin
 # (alpha.ads_arrow, RE2 syntax) uses exactly the same set.
 WHITESPACE = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"

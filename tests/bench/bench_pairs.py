@@ -113,7 +113,7 @@ def main() -> None:
         assert set(zip(r.i.tolist(), r.j.tolist())) == expected, "pair sets differ"
     largest_naive = max(len(t) for t in sub_t)
 
-    print(f"| run | ads | pages (largest) | pairs kept | our miner s | naive s | speed-up | peak RSS MB |")
+    print("| run | ads | pages (largest) | pairs kept | our miner s | naive s | speed-up | peak RSS MB |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     print(f"| all pages | {sum(map(len, page_texts)):,} | {n_pages:,} ({max(map(len, page_texts)):,}) | {n_pairs:,} | {t_ours:.1f} | – | – | {rss_ours:.0f} (from {base_rss:.0f}) |")
     print(f"| naive subset (identical pair sets) | {total:,} | {len(subset):,} ({largest_naive:,}) | {sum(len(r.i) for r in ours_sub):,} | {t_ours_sub:.2f} | {t_naive_sub:.1f} | {t_naive_sub / t_ours_sub:.0f}x | – |")

@@ -107,6 +107,7 @@ def test_current_jsonl_every_quirk(tmp_path):
         "too_short": 1,
         "unnamed_page": 1,
     }
+    assert set(report["quarantined_by_reason"]) <= set(ads.REASONS)
     assert [r["ad_id"] for r in kept] == ["1111111111111111", "5555555555555555", "1111111111111111"]
     sunny = kept[0]
     assert sunny["body"] == "Retire in the sun. Visit [URL] today!\nTour our model homes this weekend at [URL]"
