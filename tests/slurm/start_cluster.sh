@@ -61,7 +61,7 @@ stop_ours() {  # stop_ours <name> <comm>: a recorded process that is alive but n
 }
 start_daemon() {  # start_daemon <name> <command...>: detached (own session), pid recorded
     local name=$1; shift
-    setsid "$@" </dev/null >>"$STATE/log/$name.out" 2>&1 &
+    setsid "$@" </dev/null >>"$STATE/log/$name.out" 2>&1 9>&- &
     echo $! >"$STATE/pids/$name.pid"
 }
 
@@ -75,13 +75,17 @@ healthy() {
 [ "$(id -u)" -eq 0 ] || die "must run as root (it installs packages and starts system daemons)"
 command -v apt-get >/dev/null || die "needs Debian/Ubuntu (apt-get)"
 
+# One start or stop at a time (tests may call this concurrently); the daemons do not inherit the lock.
+mkdir -p "$STATE"
+exec 9>"$STATE/lock"
+flock -w 300 9 || die "another start/stop holds $STATE/lock for more than 300s"
+
 if [ -f "$CONF" ] && command -v sinfo >/dev/null && healthy; then
     say "already running (node $HOST $(node_state), partition $PARTITION; state in $STATE)"
     exit 0
 fi
 
 # --- packages --------------------------------------------------------------------
-mkdir -p "$STATE"
 missing=()
 for pkg in slurmctld slurmd slurm-client munge slurmdbd mariadb-server; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
@@ -89,11 +93,15 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
     say "installing ${missing[*]} (log: $STATE/apt.log)"
     export DEBIAN_FRONTEND=noninteractive
+    # Keep the packages' init scripts from starting system munge/MariaDB/Slurm services during
+    # the install (this script runs its own daemons, and stops only those).
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
+        trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
     apt_install() { apt-get install -y -q -o Dpkg::Options::=--force-confold --no-install-recommends "${missing[@]}"; }
     { apt_install || { apt-get update -q && apt_install; }; } >"$STATE/apt.log" 2>&1 ||
         { tail -n 20 "$STATE/apt.log" >&2; die "apt-get install failed; see $STATE/apt.log"; }
-    # The packages' own services may have been started by the install (policy-rc.d permitting);
-    # this script runs its own daemons, so only its pids count.
 fi
 for bin in slurmctld slurmd slurmdbd sbatch sacct sacctmgr munged mariadbd mariadb-install-db; do
     command -v "$bin" >/dev/null || die "$bin not found after installing the packages"

@@ -8,6 +8,9 @@ alive() {  # running, and not a zombie waiting to be reaped
     local stat
     stat=$(ps -o stat= -p "$1" 2>/dev/null) && [ -n "$stat" ] && [ "${stat#Z}" = "$stat" ]
 }
+[ -d "$STATE/pids" ] || { echo "[slurm] nothing to stop (no $STATE/pids)"; exit 0; }
+exec 9>"$STATE/lock"                  # wait for a start that is under way (same lock as start_cluster.sh)
+flock -w 300 9 || echo "[slurm] warning: $STATE/lock held for 300s; stopping anyway" >&2
 stopped=0
 for name in slurmd slurmctld slurmdbd mariadbd munged; do
     pidfile=$STATE/pids/$name.pid
