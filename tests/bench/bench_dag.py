@@ -28,9 +28,11 @@ def main() -> None:
             started = time.perf_counter()
             out = snakemake(workdir, "all", "-n", "--profile", str(profile), "--configfile", str(configfile)).stdout
             seconds = time.perf_counter() - started
-            total = int(next(line.split()[-1] for line in out.splitlines() if line.startswith("total")))
-            groups = out.count("Group job ingest")
-            submissions = total - 1 - n + groups  # minus the local `all`; grouped ingest jobs count once per group
+            counts = {parts[0]: int(parts[1]) for parts in (line.split() for line in out.splitlines()) if len(parts) == 2 and parts[1].isdigit()}
+            total = counts["total"]
+            grouped = counts.get("ingest_dump", 0) + counts.get("mine_pairs", 0)
+            groups = out.count("Group job ")
+            submissions = total - 1 - grouped + groups  # minus the local `all`; a job group is one submission
             print(f"| {n:,} | {total:,} | {submissions:,} | {seconds:.1f} |")
             sys.stdout.flush()
 
