@@ -32,7 +32,7 @@ log = logging.getLogger("alpha.ingest")
 
 RAW_LIMIT = 2000  # characters of a bad record kept in quarantine (redacted)
 MIN_ARROW_BLOCK = 64  # below this many lines, a block Arrow rejects is read record by record
-JSONL_BLOCK_BYTES = 8 << 20  # JSON Lines are parsed in blocks of this size (bounds memory)
+JSONL_BLOCK_BYTES = 16 << 20  # JSON Lines are parsed in blocks of this size (bounds memory)
 PARQUET_OPTIONS = dict(compression="zstd", compression_level=1, use_dictionary=True, write_statistics=True)
 
 # CSV column aliases → the current API field (dotted names are range bounds).
