@@ -13,6 +13,7 @@ include: "rules/common.smk"
 include: "rules/demo.smk"
 include: "rules/ads.smk"
 include: "rules/pairs.smk"
+include: "rules/tasks.smk"
 
 
 rule all:

@@ -10,6 +10,7 @@ validate(config, workflow.source_path("../config/schema.yaml"))
 wildcard_constraints:
     dump=r"[A-Za-z0-9_.-]+",
     shard=r"\d+",
+    shard_set=r"[A-Za-z0-9_-]+",
 
 
 DEMO_ADS = "results/demo/ads"
@@ -24,6 +25,10 @@ DEMO_DUMPS = {
     },
 }
 DEMO_MEDIA = f"{DEMO_ADS}/media_verbalisation.jsonl"
+DEMO_EXTERNAL = "results/demo/external/sharegpt.json"
+TEST_SPLITS = ("test_unseen_advertiser", "test_after_cutoff")  # alpha.samples.TEST_SPLITS (tested)
+TASK_FAMILIES = ("TAG", "TAP", "TC", "TS")
+TASK_NAMES = ("TAG", "TAP-G", "TAP-A", "TAP-R", "TC-A", "TC-G", "TC-R", "TS-E", "TS-B")
 
 
 def by_attempt(base):
@@ -61,6 +66,24 @@ def _dumps_from_config():
 
 AD_DUMPS = DEMO_DUMPS if demo_enabled() else _dumps_from_config()
 AD_MEDIA = DEMO_MEDIA if demo_enabled() else config["ads"]["media_verbalisation"]
+EXTERNAL_SETS = {name: entry["path"] for name, entry in sorted(config["shards"]["external"].items())}
+SHARD_SETS = config["shards"]["sets"]
+
+
+def _check_shard_sets():
+    problems = []
+    for set_name, spec in SHARD_SETS.items():
+        for key in spec["caps"]:
+            if key not in TASK_FAMILIES + TASK_NAMES:
+                problems.append(f"shards.sets.{set_name}.caps.{key}: not a task or family ({', '.join(TASK_FAMILIES + TASK_NAMES)})")
+        for entry in spec.get("external", []):
+            if entry["name"] not in EXTERNAL_SETS:
+                problems.append(f"shards.sets.{set_name}.external: {entry['name']!r} is not defined under shards.external")
+    if problems:
+        raise WorkflowError("Invalid shard sets in the config:\n  " + "\n  ".join(problems))
+
+
+_check_shard_sets()
 
 if not AD_DUMPS:
     raise WorkflowError("ads.dumps is empty: list at least one dump file, or set demo.enabled: true.")
@@ -77,6 +100,7 @@ _require_files(
             }
             | {"ads.media_verbalisation": AD_MEDIA}
         ),
+        **{f"shards.external.{name}.path": path for name, path in EXTERNAL_SETS.items() if path != DEMO_EXTERNAL},
     }
 )
 
@@ -111,8 +135,47 @@ def get_final_targets(wildcards):
         "results/ads/census_report.json",
         "results/figures/delivery",
         *get_pair_shards(),
+        "results/tasks/test/report.json",
+        *expand("results/shards/{shard_set}", shard_set=sorted(SHARD_SETS)),
     ]
 
 
 def get_pair_shards():
     return expand("results/pairs/shards/{shard}.parquet", shard=range(config["pairs"]["n_shards"]))
+
+
+def get_task_inputs(wildcards):
+    """The per-ad tables every task builder reads, and the library code that defines the tasks."""
+    return {
+        "ads": "results/ads/ads.parquet",
+        "segments": "results/ads/segments.parquet",
+        "splits": "results/tasks/splits.parquet",
+        "code": [workflow.source_path(f"../scripts/alpha/{m}.py") for m in ("tasks", "prompts", "samples")],
+    }
+
+
+def get_sample_files():
+    return ["results/tasks/samples/ads.parquet"] + expand(
+        "results/tasks/samples/pairs/{shard}.parquet", shard=range(config["pairs"]["n_shards"])
+    )
+
+
+def _shard_set_external(set_name):
+    return sorted(SHARD_SETS[set_name].get("external", []), key=lambda entry: entry["name"])
+
+
+def get_shard_set_external_files(wildcards):
+    return [EXTERNAL_SETS[entry["name"]] for entry in _shard_set_external(wildcards.shard_set)]
+
+
+def get_shard_set_spec(wildcards):
+    # key-sorted: Snakemake compares params by their text
+    spec = SHARD_SETS[wildcards.shard_set]
+    return {
+        "caps": dict(sorted(spec["caps"].items())),
+        "external": [
+            {"name": e["name"], "path": EXTERNAL_SETS[e["name"]], "ratio": e["ratio"]}
+            for e in _shard_set_external(wildcards.shard_set)
+        ],
+        "n_shards": spec["n_shards"],
+    }

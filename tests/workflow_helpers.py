@@ -70,6 +70,8 @@ def paper_standin_workflow(dest: Path, n_dumps: int = 200) -> tuple[Path, Path]:
         dumps.append({"name": f"us_month_{i:03d}", "path": standin(f"us_month_{i:03d}.jsonl.gz")})
     config["ads"]["dumps"] = dumps
     config["ads"]["media_verbalisation"] = standin("media_verbalisation.jsonl")
+    for entry in config["shards"]["external"].values():
+        entry["path"] = standin(Path(entry["path"]).name)
     configfile = workdir / "config/paper_standin.yaml"
     configfile.write_text(yaml.safe_dump(config, sort_keys=False))
     return workdir, configfile

@@ -1,0 +1,169 @@
+# ALPHA50M instruction tasks: keywords and splits per ad, TAG/TAP per ad, TC/TS per pair shard,
+# held-out test sets, then training shard sets (the full mix and the ablations) from config.
+
+
+rule extract_keywords:
+    input:
+        ads="results/ads/ads.parquet",
+        emb="results/embeddings/ads.npy",
+        ids="results/embeddings/ads.ids.txt",
+        code=workflow.source_path("../scripts/alpha/keywords.py"),
+    output:
+        keywords="results/tasks/keywords.parquet",
+        report="results/tasks/keywords.json",
+    params:
+        top_n=config["tasks"]["keywords"]["top_n"],
+        batch_docs=config["tasks"]["keywords"]["batch_docs"],
+    log:
+        "results/logs/extract_keywords.log",
+    benchmark:
+        "results/benchmarks/extract_keywords.tsv"
+    threads: 2
+    resources:
+        mem_mb=by_attempt(6000),
+        runtime=by_attempt(240),
+    conda:
+        "../envs/embed.yaml"
+    script:
+        "../scripts/extract_keywords.py"
+
+
+rule split_ads:
+    input:
+        ads="results/ads/ads.parquet",
+        code=workflow.source_path("../scripts/alpha/splits.py"),
+    output:
+        splits="results/tasks/splits.parquet",
+        report="results/tasks/splits.json",
+    params:
+        seed=config["seed"],
+        heldout_page_fraction=config["tasks"]["splits"]["heldout_page_fraction"],
+        cutoff_date=str(config["tasks"]["splits"]["cutoff_date"]),
+    log:
+        "results/logs/split_ads.log",
+    threads: 1
+    resources:
+        mem_mb=by_attempt(2000),
+        runtime=by_attempt(30),
+    conda:
+        "../envs/ads.yaml"
+    script:
+        "../scripts/split_ads.py"
+
+
+rule ad_tasks:
+    input:
+        unpack(get_task_inputs),
+        keywords="results/tasks/keywords.parquet",
+    output:
+        samples="results/tasks/samples/ads.parquet",
+        report="results/tasks/samples/ads.json",
+    params:
+        tag_audiences=config["tasks"]["tag_audiences"],
+        batch_rows=config["tasks"]["batch_rows"],
+    log:
+        "results/logs/ad_tasks.log",
+    benchmark:
+        "results/benchmarks/ad_tasks.tsv"
+    threads: 1
+    resources:
+        mem_mb=by_attempt(4000),
+        runtime=by_attempt(120),
+    conda:
+        "../envs/ads.yaml"
+    script:
+        "../scripts/ad_tasks.py"
+
+
+rule pair_tasks:
+    input:
+        unpack(get_task_inputs),
+        pairs="results/pairs/shards/{shard}.parquet",
+    output:
+        samples="results/tasks/samples/pairs/{shard}.parquet",
+        report="results/tasks/samples/pairs/{shard}.json",
+    params:
+        region_min_rank_diff=config["tasks"]["region_min_rank_diff"],
+        min_distance=config["pairs"]["min_distance"],
+    log:
+        "results/logs/pair_tasks/{shard}.log",
+    benchmark:
+        "results/benchmarks/pair_tasks/{shard}.tsv"
+    group:
+        "mining"
+    threads: 1
+    resources:
+        mem_mb=by_attempt(8000),
+        runtime=by_attempt(240),
+    conda:
+        "../envs/ads.yaml"
+    script:
+        "../scripts/pair_tasks.py"
+
+
+rule test_sets:
+    input:
+        samples=get_sample_files(),
+        code=workflow.source_path("../scripts/alpha/tasks.py"),
+    output:
+        test_unseen_advertiser="results/tasks/test/test_unseen_advertiser.parquet",
+        test_after_cutoff="results/tasks/test/test_after_cutoff.parquet",
+        report="results/tasks/test/report.json",
+    params:
+        seed=config["seed"],
+        min_class_size=config["tasks"]["tap_min_class_size"],
+    log:
+        "results/logs/test_sets.log",
+    threads: 1
+    resources:
+        mem_mb=by_attempt(4000),
+        runtime=by_attempt(120),
+    conda:
+        "../envs/ads.yaml"
+    script:
+        "../scripts/test_sets.py"
+
+
+rule demo_external:
+    input:
+        code=workflow.source_path("../scripts/alpha/sharegpt.py"),
+    output:
+        DEMO_EXTERNAL,
+    params:
+        seed=config["seed"],
+        n=config["demo"]["n_external"],
+    log:
+        "results/logs/demo_external.log",
+    threads: 1
+    resources:
+        mem_mb=by_attempt(1000),
+        runtime=by_attempt(10),
+    conda:
+        "../envs/ads.yaml"
+    script:
+        "../scripts/demo_external.py"
+
+
+rule make_shards:
+    input:
+        samples=get_sample_files(),
+        external=get_shard_set_external_files,
+        code=workflow.source_path("../scripts/alpha/shards.py"),
+    output:
+        directory("results/shards/{shard_set}"),
+    params:
+        seed=config["seed"],
+        spec=get_shard_set_spec,
+        batch_rows=config["shards"]["batch_rows"],
+    log:
+        "results/logs/make_shards/{shard_set}.log",
+    benchmark:
+        "results/benchmarks/make_shards/{shard_set}.tsv"
+    threads: 1
+    resources:
+        mem_mb=by_attempt(8000),
+        runtime=by_attempt(240),
+    conda:
+        "../envs/ads.yaml"
+    script:
+        "../scripts/make_shards.py"

@@ -1,0 +1,13 @@
+"""Snakemake entry: the held-out test sets, TAP class-balanced (rule test_sets)."""
+from alpha import io, tasks
+from alpha.samples import TEST_SPLITS
+
+smk = snakemake  # noqa: F821  (injected by Snakemake)
+io.setup_logging(smk.log[0])
+report = tasks.build_test_sets(
+    list(smk.input.samples),
+    {split: smk.output[split] for split in TEST_SPLITS},
+    seed=int(smk.params.seed),
+    min_class_size=int(smk.params.min_class_size),
+)
+io.write_json(smk.output.report, report)

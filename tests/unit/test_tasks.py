@@ -1,0 +1,326 @@
+"""TAG / TAP / TC / TS rules, prompts and test sets on hand-made ads whose expected samples are known."""
+import datetime as dt
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from alpha import prompts, tasks
+from alpha.prompts import Audience
+from alpha.samples import SAMPLE_SCHEMA, TEST_AFTER_CUTOFF, TEST_UNSEEN_ADVERTISER, TRAIN
+from alpha.splits import page_held_out, split_ads, split_of
+
+# ---------------------------------------------------------------- prompts
+
+
+def test_audience_descriptions():
+    assert Audience("female", "25-34", "Texas").describe() == "women aged 25-34 in Texas"
+    assert Audience(gender="male").describe() == "men"
+    assert Audience(state="Ohio").describe() == "people in Ohio"
+    assert Audience(age="65+").describe() == "people aged 65+"
+
+
+def test_spend_and_dates_text():
+    assert prompts.spend_text(100, 199, "usd") == "$100 to $199"
+    assert prompts.spend_text(1000, None, "USD") == "at least $1,000"
+    assert prompts.spend_text(5, 9, "EUR") == "5 EUR to 9 EUR"
+    assert prompts.spend_text(None, None, None) == "not reported"
+    assert prompts.dates_text(dt.date(2023, 1, 2), None) == "from 2023-01-02, still running"
+
+
+@pytest.mark.parametrize(
+    "task, label, text",
+    [
+        ("TAP-G", "male", "Best target audience for this ad is Male."),
+        ("TAP-A", "55-64", "Best target age group for this ad is the audience aged 55-64."),
+        ("TAP-R", ["Massachusetts", "New York", "Vermont"], "Top 3 states where the ad will perform best are Massachusetts, New York, Vermont."),
+    ],
+)
+def test_tap_templates_round_trip(task, label, text):
+    msgs = prompts.tap(task, prompts.tap_answer(task, label), "Acme", dt.date(2022, 5, 1), "Buy now please friends")
+    assert [m["role"] for m in msgs] == ["system", "user", "assistant"]
+    assert msgs[2]["content"] == text
+    assert prompts.parse_tap(task, text) == label
+    assert prompts.parse_tap(task, "I think men, probably.") is None
+
+
+def test_tap_parser_rejects_values_outside_the_classes():
+    assert prompts.parse_tap("TAP-G", "Best target audience for this ad is Robots.") is None
+    assert prompts.parse_tap("TAP-A", "Best target age group for this ad is the audience aged 13-17.") is None
+    assert prompts.parse_tap("TAP-R", "Top 3 states where the ad will perform best are Ohio, Utah.") is None
+
+
+# ---------------------------------------------------------------- segment facts
+
+
+def seg(genders=(), gender_idx=(), ages=(), age_idx=(), states=(), cells=(), cell_idx=(), spend=100.0, ad_id="x"):
+    return {
+        "ad_id": ad_id, "state_ranked": list(states), "gender_ranked": list(genders), "gender_index_ranked": list(gender_idx),
+        "age_ranked": list(ages), "age_index_ranked": list(age_idx), "age_gender_ranked": list(cells),
+        "age_gender_index_ranked": list(cell_idx), "spend_mid": spend,
+    }
+
+
+def test_ties_for_the_top_are_not_a_unique_top():
+    facts = tasks.ad_facts(seg(["female", "male"], [1.2, 1.2], ["18-24", "25-34"], [2.0, 1.0]), "USD")
+    assert facts.gender_top is None and facts.gender_tied == {"female", "male"}
+    assert facts.age_top == "18-24" and facts.age_tied == {"18-24"}
+
+
+def test_state_rank_of_an_unreported_state_is_below_all_reported():
+    facts = tasks.ad_facts(seg(states=["A", "B"]), "USD")
+    assert facts.state_rank("B") == 2 and facts.state_rank("Z") == 3
+
+
+# ---------------------------------------------------------------- TC
+
+
+def ad(ad_id, body="some ad text here", page="p1"):
+    return {"ad_id": ad_id, "page_id": page, "page_name": "Acme", "body": body}
+
+
+RULES = tasks.PairTaskRules(region_min_rank_diff=3, min_distance=15)
+
+
+def tc(fs, ft):
+    return [s["task"] for s in tasks.transcreation_samples(ad("s"), ad("t"), fs, ft, TRAIN, RULES)]
+
+
+def facts(**kw):
+    return tasks.ad_facts(seg(**kw), "USD")
+
+
+def test_tc_gender_needs_target_first_and_not_top_in_source():
+    male, female = facts(genders=["male", "female"], gender_idx=[1.5, 0.5]), facts(genders=["female", "male"], gender_idx=[1.4, 0.6])
+    assert tc(male, female) == ["TC-G"]
+    tied = facts(genders=["female", "male"], gender_idx=[1.0, 1.0])
+    assert tc(tied, female) == []  # female is (co-)top in the source
+    assert tc(male, tied) == []  # the target has no unique first
+
+
+def test_tc_age_source_audience_is_its_top_age():
+    src = facts(ages=["18-24", "65+"], age_idx=[2.0, 0.1])
+    tgt = facts(ages=["65+", "18-24"], age_idx=[3.0, 0.2])
+    (sample,) = tasks.transcreation_samples(ad("s"), ad("t", "other body text"), src, tgt, TRAIN, RULES)
+    assert sample["task"] == "TC-A" and sample["ad_ids"] == ["s", "t"] and sample["id"] == "TC-A:s>t"
+    assert "resonated most with people aged 18-24" in sample["messages"][1]["content"]
+    assert "Rewrite it for people aged 65+" in sample["messages"][1]["content"]
+    assert sample["messages"][2]["content"] == "other body text"
+
+
+@pytest.mark.parametrize(
+    "source_states, target_top, expected",
+    [
+        (["A", "B", "C", "D", "E"], "D", ["TC-R"]),  # rank 4 -> 3 places lower: kept
+        (["A", "B", "C", "D", "E"], "C", []),  # rank 3 -> 2 places: dropped
+        (["A", "B"], "Z", []),  # unreported: rank 3 -> 2 places
+        (["A", "B", "C"], "Z", ["TC-R"]),  # unreported: rank 4
+        (["A", "B", "C", "D"], "A", []),  # same top state
+    ],
+)
+def test_tc_region_rank_difference(source_states, target_top, expected):
+    assert tc(facts(states=source_states), facts(states=[target_top, "A"])) == expected
+
+
+# ---------------------------------------------------------------- TS
+
+
+def ts(fa, fb):
+    from collections import Counter
+
+    skipped = Counter()
+    out = list(tasks.transsuasion_samples(ad("a"), ad("b"), fa, fb, TRAIN, skipped))
+    return [(s["task"], s["ad_ids"]) for s in out], skipped
+
+
+def test_ts_direction_is_low_to_high_impact():
+    fa = facts(cells=["female 25-34", "male 25-34"], cell_idx=[2.0, 1.0], spend=500.0)
+    fb = facts(cells=["female 25-34", "male 25-34"], cell_idx=[1.5, 1.0], spend=50.0)
+    found, _ = ts(fa, fb)
+    assert found == [("TS-E", ["b", "a"]), ("TS-B", ["b", "a"])]
+
+
+def test_ts_ties_and_mismatches_are_skipped_and_counted():
+    same = facts(cells=["female 25-34"], cell_idx=[2.0], spend=100.0)
+    found, skipped = ts(same, facts(cells=["female 25-34"], cell_idx=[2.0], spend=100.0))
+    assert found == [] and skipped["TS-E:equal_engagement"] == 1 and skipped["TS-B:equal_spend"] == 1
+    found, skipped = ts(same, facts(cells=["male 25-34"], cell_idx=[2.0]))
+    assert found == [] and skipped["TS:different_top_demographic"] == 1
+    eur = tasks.ad_facts(seg(cells=["female 25-34"], cell_idx=[3.0], spend=900.0), "EUR")
+    found, skipped = ts(same, eur)
+    assert found == [("TS-E", ["a", "b"])] and skipped["TS-B:spend_not_comparable"] == 1
+
+
+def test_ts_prompt_names_the_shared_demographic():
+    fa = facts(cells=["male 45-54"], cell_idx=[1.0], spend=10.0)
+    fb = facts(cells=["male 45-54"], cell_idx=[2.0], spend=20.0)
+    out = list(tasks.transsuasion_samples(ad("a", "first ad"), ad("b", "second ad"), fa, fb, TRAIN, __import__("collections").Counter()))
+    assert "targets men aged 45-54" in out[0]["messages"][1]["content"]
+    assert out[0]["messages"][2]["content"] == "second ad"
+
+
+# ---------------------------------------------------------------- end to end on hand-made files
+
+AD_FIELDS = pa.schema([
+    ("ad_id", pa.string()), ("page_id", pa.string()), ("page_name", pa.string()), ("body", pa.string()),
+    ("delivery_start", pa.date32()), ("delivery_stop", pa.date32()), ("created", pa.date32()), ("currency", pa.string()),
+    ("spend_lower", pa.int64()), ("spend_upper", pa.int64()),
+])
+
+
+def write_inputs(tmp_path, rows, segs, splits_by_ad):
+    ads = tmp_path / "ads.parquet"
+    pq.write_table(pa.Table.from_pylist(rows, schema=AD_FIELDS), ads)
+    seg_rows = [dict(s, page_id=r["page_id"]) for s, r in zip(segs, rows)]
+    segments = tmp_path / "segments.parquet"
+    pq.write_table(pa.Table.from_pylist(seg_rows), segments)
+    spl = tmp_path / "splits.parquet"
+    pq.write_table(pa.table({"ad_id": [r["ad_id"] for r in rows], "page_id": [r["page_id"] for r in rows], "split": [splits_by_ad[r["ad_id"]] for r in rows]}), spl)
+    return ads, segments, spl
+
+
+def ad_row(ad_id, page="p1", body=None, start=dt.date(2022, 1, 1)):
+    return {"ad_id": ad_id, "page_id": page, "page_name": f"Page {page}", "body": body or f"ad {ad_id} body text words",
+            "delivery_start": start, "delivery_stop": None, "created": start, "currency": "USD", "spend_lower": 100, "spend_upper": 199}
+
+
+def test_pair_tasks_drop_pairs_straddling_splits_and_apply_the_distance(tmp_path):
+    rows = [ad_row(i) for i in ("a", "b", "c")]
+    g = dict(cells=["female 25-34"], cell_idx=[1.0])
+    segs = [
+        seg(["male", "female"], [1.5, 0.5], ad_id="a", spend=50.0, **g),
+        seg(["female", "male"], [1.5, 0.5], ad_id="b", spend=150.0, cells=["female 25-34"], cell_idx=[2.0]),
+        seg(["female", "male"], [1.5, 0.5], ad_id="c", spend=150.0, **g),
+    ]
+    ads, segments, spl = write_inputs(tmp_path, rows, segs, {"a": TRAIN, "b": TRAIN, "c": TEST_AFTER_CUTOFF})
+    pairs = tmp_path / "pairs.parquet"
+    pq.write_table(pa.table({"page_id": ["p1", "p1", "p1"], "ad_id_1": ["a", "a", "b"], "ad_id_2": ["b", "c", "c"],
+                             "cosine": [0.8, 0.8, 0.8], "distance": pa.array([16, 16, 15], pa.int32())}), pairs)
+    out = tmp_path / "samples.parquet"
+    report = tasks.build_pair_tasks(pairs, ads, segments, spl, out, RULES)
+    table = pq.read_table(out)
+    assert table.schema.equals(SAMPLE_SCHEMA)
+    got = sorted(zip(table.column("task").to_pylist(), map(tuple, table.column("ad_ids").to_pylist())))
+    # a-b: TC-G both ways, TS-E and TS-B (distance 16 > 15); a-c and b-c straddle train/test
+    assert got == [("TC-G", ("a", "b")), ("TC-G", ("b", "a")), ("TS-B", ("a", "b")), ("TS-E", ("a", "b"))]
+    assert report["skipped"]["pair:straddles_splits"] == 2
+    assert set(table.column("split").to_pylist()) == {TRAIN}
+
+
+def test_pair_tasks_distance_exactly_at_the_threshold_gives_no_ts(tmp_path):
+    rows = [ad_row("a"), ad_row("b")]
+    segs = [seg(ad_id="a", cells=["male 18-24"], cell_idx=[1.0], spend=1.0), seg(ad_id="b", cells=["male 18-24"], cell_idx=[2.0], spend=2.0)]
+    ads, segments, spl = write_inputs(tmp_path, rows, segs, {"a": TRAIN, "b": TRAIN})
+    pairs = tmp_path / "pairs.parquet"
+    pq.write_table(pa.table({"page_id": ["p1"], "ad_id_1": ["a"], "ad_id_2": ["b"], "cosine": [0.9], "distance": pa.array([15], pa.int32())}), pairs)
+    report = tasks.build_pair_tasks(pairs, ads, segments, spl, tmp_path / "s.parquet", RULES)
+    assert pq.read_table(tmp_path / "s.parquet").num_rows == 0 and report["skipped"]["TS:distance_too_small"] == 1
+
+
+def test_ad_tasks_tag_combinations_and_tap_labels(tmp_path):
+    rows = [ad_row("a"), ad_row("b")]
+    segs = [
+        seg(["female", "male"], [1.3, 0.7], ["25-34", "65+"], [2.0, 0.5], states=["Ohio", "Utah", "Iowa"], ad_id="a"),
+        seg(["female", "male"], [1.0, 1.0], ["25-34"], [1.0], states=["Ohio"], ad_id="b"),
+    ]
+    ads, segments, spl = write_inputs(tmp_path, rows, segs, {"a": TRAIN, "b": TEST_UNSEEN_ADVERTISER})
+    kw = tmp_path / "kw.parquet"
+    pq.write_table(pa.table({"ad_id": ["a", "b"], "keywords": [["solar", "panels"], []]}), kw)
+    out = tmp_path / "ads_tasks.parquet"
+    report = tasks.build_ad_tasks(ads, segments, kw, spl, out, [["gender"], ["gender", "age", "region"]], batch_rows=1)
+    rows_out = {r["id"]: r for r in pq.read_table(out).to_pylist()}
+    assert set(rows_out) == {"TAG:gender:a", "TAG:gender+age+region:a", "TAP-G:a", "TAP-A:a", "TAP-R:a", "TAP-A:b"}
+    assert "appeal most to women aged 25-34 in Ohio" in rows_out["TAG:gender+age+region:a"]["messages"][1]["content"]
+    assert "Keywords: solar, panels" in rows_out["TAG:gender:a"]["messages"][1]["content"]
+    assert rows_out["TAP-R:a"]["label"] == "Ohio" and rows_out["TAP-G:a"]["label"] == "female"
+    assert rows_out["TAP-A:b"]["split"] == TEST_UNSEEN_ADVERTISER
+    assert report["skipped"] == {"TAG:no_top_gender": 2, "TAP-G:no_unique_top": 1, "TAP-R:fewer_than_3_states": 1}
+
+
+def test_ad_tasks_refuse_misaligned_inputs(tmp_path):
+    rows = [ad_row("a"), ad_row("b")]
+    ads, segments, spl = write_inputs(tmp_path, rows, [seg(ad_id="a"), seg(ad_id="b")], {"a": TRAIN, "b": TRAIN})
+    kw = tmp_path / "kw.parquet"
+    pq.write_table(pa.table({"ad_id": ["b", "a"], "keywords": [[], []]}), kw)
+    with pytest.raises(ValueError, match="not row-aligned"):
+        tasks.build_ad_tasks(ads, segments, kw, spl, tmp_path / "o.parquet", [["gender"]])
+
+
+# ---------------------------------------------------------------- splits
+
+
+def test_split_rules(tmp_path):
+    cutoff = dt.date(2023, 6, 30)
+    assert split_of(True, dt.date(2020, 1, 1), cutoff) == TEST_UNSEEN_ADVERTISER
+    assert split_of(False, cutoff, cutoff) == TRAIN  # "after" the cut-off day, not on it
+    assert split_of(False, dt.date(2023, 7, 1), cutoff) == TEST_AFTER_CUTOFF
+    assert split_of(False, None, cutoff) == TRAIN
+    assert not page_held_out("p", 1, 0.0)
+    held = [page_held_out(f"p{i}", 7, 0.3) for i in range(2000)]
+    assert 0.25 < sum(held) / len(held) < 0.35
+    # a page's fate does not depend on any other page, and grows monotonically with the fraction
+    assert all(page_held_out(f"p{i}", 7, 0.5) for i in range(2000) if held[i])
+
+
+def test_split_ads_file(tmp_path):
+    rows = [ad_row(f"a{i}", page=f"p{i % 40}", start=dt.date(2023, 7, 1) if i % 3 == 0 else dt.date(2023, 6, 30)) for i in range(400)]
+    ads = tmp_path / "ads.parquet"
+    pq.write_table(pa.Table.from_pylist(rows, schema=AD_FIELDS), ads)
+    report = split_ads(ads, tmp_path / "splits.parquet", seed=3, heldout_page_fraction=0.2, cutoff="2023-06-30", batch_rows=64)
+    table = pq.read_table(tmp_path / "splits.parquet").to_pylist()
+    assert [r["ad_id"] for r in table] == [r["ad_id"] for r in rows]
+    by_page: dict = {}
+    for r in table:
+        by_page.setdefault(r["page_id"], set()).add(r["split"] == TEST_UNSEEN_ADVERTISER)
+    assert all(len(v) == 1 for v in by_page.values())  # a page is held out whole
+    assert report["pages"][TEST_UNSEEN_ADVERTISER] == sum(page_held_out(f"p{i}", 3, 0.2) for i in range(40)) > 0
+    for r, src in zip(table, rows):
+        if r["split"] != TEST_UNSEEN_ADVERTISER:
+            assert (r["split"] == TEST_AFTER_CUTOFF) == (src["delivery_start"] > dt.date(2023, 6, 30))
+
+
+# ---------------------------------------------------------------- test sets
+
+
+def test_balanced_keep_hand_computed():
+    ids = [f"a{i}" for i in range(10)] + [f"b{i}" for i in range(4)] + ["c0", "c1"]
+    labels = ["A"] * 10 + ["B"] * 4 + ["C"] * 2
+    keep, info = tasks.balanced_keep(ids, labels, seed=1, min_class_size=3)
+    assert info["per_class"] == 4 and info["classes"] == ["A", "B"] and info["dropped_classes"] == {"C": 2}
+    assert len(keep) == 8 and {i for i in keep if i.startswith("b")} == {"b0", "b1", "b2", "b3"}
+    assert keep == tasks.balanced_keep(ids, labels, seed=1, min_class_size=3)[0]
+    assert keep != tasks.balanced_keep(ids, labels, seed=2, min_class_size=3)[0]
+
+
+def sample(task, split, label=None, n=0):
+    return {"id": f"{task}:{n}", "task": task, "family": task.split("-")[0], "split": split, "page_id": "p", "ad_ids": [str(n)],
+            "label": label, "source": "alpha", "messages": prompts.messages("s", "u", "a")}
+
+
+def test_test_sets_are_tap_balanced_and_hold_only_test_rows(tmp_path):
+    rows = [sample("TAP-G", TEST_AFTER_CUTOFF, "female" if n < 7 else "male", n) for n in range(10)]
+    rows += [sample("TAG", TEST_AFTER_CUTOFF, n=n) for n in range(20, 23)] + [sample("TAG", TRAIN, n=n) for n in range(30, 35)]
+    rows += [sample("TS-E", TEST_UNSEEN_ADVERTISER, n=40)]
+    src = tmp_path / "samples.parquet"
+    pq.write_table(pa.Table.from_pylist(rows, schema=SAMPLE_SCHEMA), src)
+    outs = {TEST_AFTER_CUTOFF: tmp_path / "after.parquet", TEST_UNSEEN_ADVERTISER: tmp_path / "unseen.parquet"}
+    report = tasks.build_test_sets([src], outs, seed=5, min_class_size=1, batch_rows=4)
+    after = pq.read_table(outs[TEST_AFTER_CUTOFF]).to_pylist()
+    tap_labels = [r["label"] for r in after if r["task"] == "TAP-G"]
+    assert sorted(tap_labels) == ["female"] * 3 + ["male"] * 3
+    assert sum(r["task"] == "TAG" for r in after) == 3
+    assert [r["id"] for r in pq.read_table(outs[TEST_UNSEEN_ADVERTISER]).to_pylist()] == ["TS-E:40"]
+    assert report["tap_balance"][TEST_AFTER_CUTOFF]["TAP-G"]["per_class"] == 3
+
+
+def test_common_smk_constants_match_the_library():
+    import ast
+    import re
+    from pathlib import Path
+
+    from alpha import samples
+
+    text = (Path(__file__).resolve().parents[2] / "rules/common.smk").read_text()
+    for name in ("TEST_SPLITS", "TASK_FAMILIES", "TASK_NAMES"):
+        literal = re.search(rf"^{name} = (\(.*?\))", text, re.M).group(1)
+        assert ast.literal_eval(literal) == getattr(samples, {"TASK_NAMES": "TASKS", "TASK_FAMILIES": "FAMILIES"}.get(name, name))
