@@ -1,0 +1,109 @@
+"""The tasks stage on the embedded default: every task present, no leakage into training, manifests true."""
+from __future__ import annotations
+
+import json
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from alpha.prompts import parse_tap
+from alpha.samples import SAMPLE_SCHEMA, TASKS, TEST_SPLITS, TRAIN
+from alpha.shards import verify_manifest
+
+
+@pytest.fixture(scope="module")
+def results(demo_run):
+    return demo_run / "results"
+
+
+@pytest.fixture(scope="module")
+def config(demo_run):
+    return yaml.safe_load((demo_run / "config/config.yaml").read_text())
+
+
+def _samples(results):
+    files = [results / "tasks/samples/ads.parquet", *sorted((results / "tasks/samples/pairs").glob("*.parquet"))]
+    return [pq.read_table(f) for f in files]
+
+
+def test_every_task_has_training_and_test_samples(results):
+    tables = _samples(results)
+    assert all(t.schema.equals(SAMPLE_SCHEMA) for t in tables)
+    counts = {}
+    for t in tables:
+        for task, split in zip(t.column("task").to_pylist(), t.column("split").to_pylist()):
+            counts[(task, split)] = counts.get((task, split), 0) + 1
+    for task in TASKS:
+        assert counts.get((task, TRAIN), 0) > 0, task
+        assert sum(counts.get((task, s), 0) for s in TEST_SPLITS) > 0, task
+    ids = [i for t in tables for i in t.column("id").to_pylist()]
+    assert len(ids) == len(set(ids))
+
+
+def test_messages_are_chat_turns_without_a_baked_template(results):
+    for t in _samples(results):
+        for msgs in t.column("messages").to_pylist()[:500]:
+            assert [m["role"] for m in msgs] == ["system", "user", "assistant"]
+            assert all(m["content"].strip() for m in msgs)
+            assert not any(tag in m["content"] for m in msgs for tag in ("[INST]", "<<SYS>>", "<|im_start|>"))
+
+
+def test_tap_answers_follow_the_templates(results):
+    table = pq.read_table(results / "tasks/samples/ads.parquet")
+    for task, label, msgs in zip(*(table.column(c).to_pylist() for c in ("task", "label", "messages"))):
+        if task.startswith("TAP"):
+            parsed = parse_tap(task, msgs[2]["content"])
+            assert parsed is not None
+            assert (parsed[0] if task == "TAP-R" else parsed) == label
+
+
+def test_no_test_ad_reaches_a_training_sample_or_shard(results):
+    splits = pq.read_table(results / "tasks/splits.parquet").to_pylist()
+    test_ads = {r["ad_id"] for r in splits if r["split"] != TRAIN}
+    test_pages = {r["page_id"] for r in splits if r["split"] == "test_unseen_advertiser"}
+    assert test_ads and test_pages
+    for t in _samples(results):
+        for split, ad_ids in zip(t.column("split").to_pylist(), t.column("ad_ids").to_pylist()):
+            if split == TRAIN:
+                assert not test_ads.intersection(ad_ids)
+            else:
+                assert set(ad_ids) <= test_ads
+    for shard in sorted((results / "shards").glob("*/shard-*.parquet")):
+        table = pq.read_table(shard, columns=["split", "ad_ids", "page_id"])
+        assert set(table.column("split").to_pylist()) == {TRAIN}
+        assert not test_ads.intersection(a for ids in table.column("ad_ids").to_pylist() for a in ids)
+        assert not test_pages.intersection(table.column("page_id").to_pylist())
+
+
+def test_test_sets_hold_every_test_sample_and_balanced_tap(results):
+    report = json.loads((results / "tasks/test/report.json").read_text())
+    for split in TEST_SPLITS:
+        table = pq.read_table(results / f"tasks/test/{split}.parquet")
+        assert set(table.column("split").to_pylist()) <= {split}
+        for task in ("TAP-G", "TAP-A", "TAP-R"):
+            labels = [lab for tk, lab in zip(table.column("task").to_pylist(), table.column("label").to_pylist()) if tk == task]
+            balance = report["tap_balance"][split][task]
+            if balance["per_class"]:
+                assert {labels.count(c) for c in set(labels)} == {balance["per_class"]}
+
+
+def test_shard_sets_match_config_and_their_manifests(results, config):
+    for name, spec in config["shards"]["sets"].items():
+        out = results / "shards" / name
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert verify_manifest(out) == []
+        assert len(manifest["shards"]) == spec["n_shards"]
+        tasks = set()
+        for shard in sorted(out.glob("shard-*.parquet")):
+            tasks |= set(pq.read_table(shard, columns=["family"]).column("family").to_pylist())
+        expected = {k.split("-")[0] for k in spec["caps"]} | ({"external"} if spec.get("external") else set())
+        assert tasks == expected, name
+        for task, by_split in manifest["counts"].items():
+            key = task if task in spec["caps"] else task.split("-")[0]
+            available, taken = by_split.get(TRAIN, 0), manifest["included"].get(task, 0)
+            if key not in spec["caps"]:
+                assert taken == 0, (name, task)
+            else:  # a family's cap applies to each of its tasks (the paper's ablations: 50K per task)
+                cap = spec["caps"][key]
+                assert taken == (available if cap is None else min(cap, available)), (name, task)
