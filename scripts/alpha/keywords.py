@@ -54,10 +54,10 @@ class WordCache:
 
     def lookup(self, words: Sequence[str]) -> np.ndarray:
         """Embeddings of ``words`` (distinct), row k for words[k]; embeds only the words not cached."""
-        cached = [k for k, w in enumerate(words) if w in self._slot]
-        missing = [k for k, w in enumerate(words) if w not in self._slot]
         if not words:
             return np.empty((0, 0), dtype=np.float32)
+        cached = [k for k, w in enumerate(words) if w in self._slot]
+        missing = [k for k, w in enumerate(words) if w not in self._slot]
         fresh = np.asarray(self.embed([words[k] for k in missing])) if missing else None
         like = fresh if fresh is not None else self._vectors
         out = np.empty((len(words), like.shape[1]), dtype=like.dtype)
@@ -143,7 +143,8 @@ def _texts(texts: Sequence[str | None]) -> list[str]:
     return [t or "" for t in texts]
 
 
-def _keywords(kw, texts: Sequence[str | None], doc_embeddings: np.ndarray, top_n: int, batch_docs: int, cache: WordCache) -> list[list[str]]:
+def keywords_batched(kw, texts: Sequence[str | None], doc_embeddings: np.ndarray, top_n: int, batch_docs: int, cache: WordCache) -> list[list[str]]:
+    """:func:`extract_keywords` with a KeyBERT instance and a cache the caller keeps (and reads counts from)."""
     if len(texts) != len(doc_embeddings):
         raise ValueError(f"{len(texts)} texts but {len(doc_embeddings)} document embeddings")
     out: list[list[str]] = []
@@ -162,7 +163,7 @@ def extract_keywords(model, texts: Sequence[str], doc_embeddings: np.ndarray, to
     vocabulary, as KeyBERT alone would."""
     check_settings(top_n, batch_docs, cache_words)
     kw = keybert(model)
-    return _keywords(kw, texts, doc_embeddings, top_n, batch_docs, WordCache(kw.model.embed, cache_words))
+    return keywords_batched(kw, texts, doc_embeddings, top_n, batch_docs, WordCache(kw.model.embed, cache_words))
 
 
 def _check_ids(expected: Sequence[str], got: Sequence[str], ads_parquet, embeddings_path) -> None:
@@ -198,7 +199,7 @@ def keywords_for_ads(ads_parquet, embeddings_path, out_parquet, top_n: int = 5, 
             for batch in iter_parquet_batches(ads_parquet, batch_docs, columns=["ad_id", "body"]):
                 ad_ids = batch.column("ad_id").to_pylist()
                 _check_ids(ids[done:done + len(ad_ids)], ad_ids, ads_parquet, embeddings_path)
-                found = _keywords(kw, batch.column("body").to_pylist(), emb[done:done + len(ad_ids)], top_n, batch_docs, cache)
+                found = keywords_batched(kw, batch.column("body").to_pylist(), emb[done:done + len(ad_ids)], top_n, batch_docs, cache)
                 writer.write_table(pa.table({"ad_id": ad_ids, "keywords": found}, schema=schema))
                 done += len(ad_ids)
                 batches += 1

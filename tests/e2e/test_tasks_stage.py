@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pyarrow.parquet as pq
 import pytest
@@ -10,6 +11,7 @@ import yaml
 from alpha.prompts import parse_tap
 from alpha.samples import SAMPLE_SCHEMA, TASKS, TEST_SPLITS, TRAIN
 from alpha.shards import verify_manifest
+from workflow_helpers import snakemake
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +109,30 @@ def test_shard_sets_match_config_and_their_manifests(results, config):
             else:  # a family's cap applies to each of its tasks (the paper's ablations: 50K per task)
                 cap = spec["caps"][key]
                 assert taken == (available if cap is None else min(cap, available)), (name, task)
+
+
+def _dry_run_counts(workdir, config, tmp_path):
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(config))
+    out = snakemake(workdir, "-n", "--quiet", "rules", "--configfile", str(changed))
+    return {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)\s*$", out.stdout, flags=re.M)}
+
+
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        (lambda c: c["tasks"].update(tap_min_class_size=7), {"test_sets": 1}),
+        (lambda c: c["shards"]["sets"]["ablation-TAG"]["caps"].update(TAG=400), {"make_shards": 1}),
+        (lambda c: c["tasks"].update(region_min_rank_diff=4), {"pair_tasks": 2, "test_sets": 1, "make_shards": 5}),
+        (lambda c: c["tasks"]["keywords"].update(top_n=4), {"extract_keywords": 1, "ad_tasks": 1, "test_sets": 1, "make_shards": 5}),
+    ],
+    ids=["tap-balance", "one-ablation-cap", "tc-region-rule", "keywords"],
+)
+def test_task_config_changes_rerun_only_what_depends_on_them(demo_run, config, tmp_path, edit, expected):
+    import copy
+
+    changed = copy.deepcopy(config)
+    edit(changed)
+    counts = _dry_run_counts(demo_run, changed, tmp_path)
+    counts.pop("total", None), counts.pop("all", None)
+    assert counts == expected

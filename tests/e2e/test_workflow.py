@@ -86,7 +86,10 @@ def test_census_parameter_change_reruns_only_downstream(demo_run, tmp_path):
     config["census"]["include_puerto_rico"] = not config["census"]["include_puerto_rico"]
     changed = tmp_path / "changed.yaml"
     changed.write_text(yaml.safe_dump(config))
-    assert _jobs_in_dry_run(demo_run, "--configfile", str(changed)) == {"normalise_census", "delivery_figures"}
+    # segments feed the figures and the tasks; embeddings, keywords, pairs and splits do not read them
+    assert _jobs_in_dry_run(demo_run, "--configfile", str(changed)) == {
+        "normalise_census", "delivery_figures", "ad_tasks", "pair_tasks", "test_sets", "make_shards"
+    }
 
 
 def test_cleaning_parameter_change_reruns_ingestion(demo_run, tmp_path):
