@@ -8,6 +8,8 @@ STAMP := $(VENV)/.installed
 PIP := $(PY) -m pip --disable-pip-version-check -q
 INSTALL_LOG := $(VENV)/install.log
 export PYTHONDONTWRITEBYTECODE := 1
+# shell rules (training) call `python`: the one of this virtual environment
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: demo test bench readme slurm-profile clean
 

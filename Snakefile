@@ -9,11 +9,16 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/demo.smk"
 include: "rules/ads.smk"
 include: "rules/pairs.smk"
 include: "rules/tasks.smk"
+include: "rules/models.smk"
+include: "rules/train_eval.smk"
 
 
 rule all:

@@ -11,6 +11,7 @@ wildcard_constraints:
     dump=r"[A-Za-z0-9_.-]+",
     shard=r"\d+",
     shard_set=r"[A-Za-z0-9_-]+",
+    model=r"[A-Za-z0-9_.-]+",
 
 
 DEMO_ADS = "results/demo/ads"
@@ -137,6 +138,8 @@ def get_final_targets(wildcards):
         *get_pair_shards(),
         "results/tasks/test/report.json",
         *expand("results/shards/{shard_set}", shard_set=sorted(SHARD_SETS)),
+        *expand("results/train/{model}/metrics.json", model=FINETUNED),
+        "results/train_tasks.csv",
     ]
 
 
@@ -179,3 +182,154 @@ def get_shard_set_spec(wildcards):
         ],
         "n_shards": spec["n_shards"],
     }
+
+
+# ---------------------------------------------------------------- model registry
+
+MODELS = config["models"]
+TINY_BASE = "results/models/tiny"  # registry base "tiny": built by rule build_tiny_model
+
+
+def _check_models():
+    problems = []
+    for name, entry in MODELS.items():
+        parent = entry.get("from")
+        if parent is not None and (parent not in MODELS or "from" in MODELS[parent]):
+            problems.append(f"models.{name}.from: {parent!r} is not a base model of the registry")
+        recipe = entry.get("recipe")
+        if recipe and not Path(recipe).exists():
+            problems.append(f"models.{name}.recipe: {recipe} does not exist")
+        unknown = set(entry.get("train", {})) - set(config["train"])
+        if unknown:
+            problems.append(f"models.{name}.train: unknown keys {sorted(unknown)} (known: {', '.join(config['train'])})")
+    if problems:
+        raise WorkflowError("Invalid model registry (models:) in the config:\n  " + "\n  ".join(problems))
+
+
+_check_models()
+FINETUNED = sorted(name for name, entry in MODELS.items() if "from" in entry)
+
+
+def is_lora(model):
+    import yaml
+
+    return bool(yaml.safe_load(Path(MODELS[model]["recipe"]).read_text()).get("lora", False))
+
+
+def recipe_of(model):
+    import yaml
+
+    return yaml.safe_load(Path(MODELS[model]["recipe"]).read_text()) or {}
+
+
+def base_model_path(model):
+    """Weights a registry base model starts from: the built tiny model, a local folder, or a hub id."""
+    base = MODELS[model]["base"]
+    return TINY_BASE if base == "tiny" else base
+
+
+def model_path(model):
+    """The weights every evaluation reads: base weights, a full fine-tune, or a LoRA fine-tune merged."""
+    if "from" not in MODELS[model]:
+        return base_model_path(model)
+    return f"results/train/{model}/merged" if is_lora(model) else f"results/train/{model}/model"
+
+
+def chat_template_of(model):
+    entry = MODELS[model]
+    return entry.get("chat_template") or (MODELS[entry["from"]].get("chat_template") if "from" in entry else None)
+
+
+def _local(path):
+    # a hub id is resolved on the cluster; a folder (or a workflow output) is a real input
+    return [path] if path.startswith("results/") or Path(path).exists() else []
+
+
+def get_train_inputs(wildcards):
+    entry = MODELS[wildcards.model]
+    recipe = recipe_of(wildcards.model)
+    if "deepspeed" not in recipe or "shard_set" not in recipe:
+        raise WorkflowError(f"{entry['recipe']}: a recipe names its shard_set and deepspeed config")
+    if recipe["shard_set"] not in SHARD_SETS:
+        raise WorkflowError(f"{entry['recipe']}: shard_set {recipe['shard_set']!r} is not in shards.sets")
+    return {
+        "base": _local(base_model_path(entry["from"])),
+        "shards": f"results/shards/{recipe['shard_set']}",
+        "recipe": entry["recipe"],
+        "deepspeed": recipe["deepspeed"],
+        "code": [workflow.source_path(f"../scripts/alpha/{m}.py") for m in ("train", "chat", "launch")],
+    }
+
+
+def train_geometry(model):
+    return {**config["train"], **MODELS[model].get("train", {})}
+
+
+def get_train_resource(key):
+    def resource(wildcards, attempt):
+        geometry = train_geometry(wildcards.model)
+        if key == "tasks":
+            return geometry["nodes"] * geometry["procs_per_node"]
+        if key in ("mem_mb", "runtime"):
+            return geometry[key] * attempt
+        return geometry[key]
+
+    return resource
+
+
+def get_train_gres(wildcards):
+    gpus = train_geometry(wildcards.model)["gpus_per_node"]
+    return f"gpu:{gpus}" if gpus else ""
+
+
+def get_train_params(wildcards):
+    """The launcher's geometry: ranks per node, and the srun step that starts one launcher per node."""
+    g = train_geometry(wildcards.model)
+    srun = (f"--nodes={g['nodes']} --ntasks={g['nodes']} --ntasks-per-node=1 "
+            f"--cpus-per-task={g['cpus_per_task'] * g['procs_per_node']} --kill-on-bad-exit=1")
+    if g["gpus_per_node"]:
+        srun += f" --gres=gpu:{g['gpus_per_node']}"
+    base = base_model_path(MODELS[wildcards.model]["from"])
+    template = chat_template_of(wildcards.model)
+    return {
+        "nproc": g["procs_per_node"],
+        "srun": srun,
+        "threads_per_rank": g["cpus_per_task"],
+        "base": base,
+        "template": f"--chat-template {template}" if template else "",
+    }
+
+
+def get_merge_base(wildcards):
+    return _local(base_model_path(MODELS[wildcards.model]["from"]))
+
+
+def get_merge_base_id(wildcards):
+    return base_model_path(MODELS[wildcards.model]["from"])
+
+
+def get_model_weights(wildcards):
+    return _local(model_path(wildcards.model))
+
+
+def train_eval_models():
+    """Every fine-tuned model and the base it starts from (paper 4.1: base vs fine-tuned)."""
+    names = set(FINETUNED) | {MODELS[m]["from"] for m in FINETUNED}
+    return sorted(names)
+
+
+def get_train_eval_params(wildcards):
+    return {
+        "chat_template": chat_template_of(wildcards.model),
+        "seed": config["seed"],
+        **dict(sorted(config["train_eval"].items())),
+    }
+
+
+def get_model_dir(wildcards):
+    return model_path(wildcards.model)
+
+
+def get_eval_gres(wildcards):
+    gpus = config["train_eval"]["gpus"]
+    return f"gpu:{gpus}" if gpus else ""

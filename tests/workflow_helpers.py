@@ -34,6 +34,14 @@ def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900)
     return proc
 
 
+def jobs_in_dry_run(workdir: Path, *args: str) -> set[str]:
+    """The rules a dry run would run (``all`` excluded)."""
+    import re
+
+    out = snakemake(workdir, "-n", "--quiet", "rules", *args)
+    return set(re.findall(r"^(\w+)\s+\d+\s*$", out.stdout, flags=re.M)) - {"total", "all"}
+
+
 def output_files(results: Path) -> dict[str, bytes]:
     """Every workflow output under results/, by relative path (logs and timings excluded: they hold times)."""
     return {

@@ -27,7 +27,26 @@ LLAMA2_TEMPLATE = (
     "{% endfor %}"
 )
 
-TEMPLATES = {"llama-2": LLAMA2_TEMPLATE}
+# Llama-3-Instruct's template (for the base Llama-3-8B, whose tokenizer ships none).
+LLAMA3_TEMPLATE = (
+    "{% for message in messages %}{% set content = '<|start_header_id|>' + message['role'] + "
+    "'<|end_header_id|>\n\n' + message['content'] | trim + '<|eot_id|>' %}"
+    "{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"
+)
+
+# FastChat's "vicuna_v1.1" conversation format (Vicuna v1.5 ships no chat template).
+VICUNA_TEMPLATE = (
+    "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ messages[0]['content'] + ' ' }}"
+    "{% set loop_messages = messages[1:] %}{% else %}"
+    "{{ 'A chat between a curious user and an artificial intelligence assistant. The assistant gives "
+    "helpful, detailed, and polite answers to the user\\'s questions. ' }}{% set loop_messages = messages %}{% endif %}"
+    "{% for message in loop_messages %}{% if message['role'] == 'user' %}{{ 'USER: ' + message['content'] + ' ' }}"
+    "{% elif message['role'] == 'assistant' %}{{ 'ASSISTANT: ' + message['content'] + eos_token }}{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}"
+)
+
+TEMPLATES = {"llama-2": LLAMA2_TEMPLATE, "llama-3": LLAMA3_TEMPLATE, "vicuna-v1.1": VICUNA_TEMPLATE}
 
 
 def template_for(name: str | None, tokenizer) -> str:

@@ -50,6 +50,13 @@ class Recipe:
     lora_target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
 
 
+# TrainingArguments that run() sets itself (paths, resume, streaming, logging)
+WORKFLOW_SET = frozenset({
+    "output_dir", "resume_from_checkpoint", "ignore_data_skip", "report_to", "disable_tqdm",
+    "include_num_input_tokens_seen", "save_only_model", "accelerator_config",
+})
+
+
 def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> tuple[Recipe, dict[str, Any]]:
     """(Recipe, TrainingArguments keyword arguments) from a recipe file plus ``--key=value`` overrides."""
     from transformers import TrainingArguments
@@ -61,7 +68,7 @@ def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> tu
     unknown = sorted(set(values) - own - targs)
     if unknown:
         raise ValueError(f"{path}: unknown recipe keys {unknown} (neither alpha.train.Recipe nor TrainingArguments fields)")
-    reserved = sorted({"output_dir", "deepspeed", "resume_from_checkpoint"} & (set(values) - own))
+    reserved = sorted(WORKFLOW_SET & (set(values) - own))
     if reserved:
         raise ValueError(f"{path}: {reserved} are set by the workflow, not by recipes")
     return Recipe(**{k: v for k, v in values.items() if k in own}), {k: v for k, v in values.items() if k not in own}
@@ -69,9 +76,9 @@ def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> tu
 
 def deepspeed_config(path: str | Path, cuda: bool) -> dict:
     config = json.loads(Path(path).read_text())
-    if not cuda:
+    if not cuda and "optimizer" in config:
         # DeepSpeed's fused Adam needs a CUDA op build; torch's AdamW is exact and starts at once.
-        config.setdefault("optimizer", {}).setdefault("params", {})["torch_adam"] = True
+        config["optimizer"].setdefault("params", {})["torch_adam"] = True
     return config
 
 

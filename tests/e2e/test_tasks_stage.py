@@ -111,6 +111,12 @@ def test_shard_sets_match_config_and_their_manifests(results, config):
                 assert taken == (available if cap is None else min(cap, available)), (name, task)
 
 
+# the three registry models are evaluated on the test sets; new samples also rebuild the tiny model
+# (its tokenizer is trained on them) and retrain both fine-tunes
+EVAL = {"eval_train_tasks": 3, "train_tasks_table": 1}
+MODELS = {"build_tiny_model": 1, "train_model": 2, "merge_lora": 1, **EVAL}
+
+
 def _dry_run_counts(workdir, config, tmp_path):
     changed = tmp_path / "changed.yaml"
     changed.write_text(yaml.safe_dump(config))
@@ -121,10 +127,11 @@ def _dry_run_counts(workdir, config, tmp_path):
 @pytest.mark.parametrize(
     "edit, expected",
     [
-        (lambda c: c["tasks"].update(tap_min_class_size=7), {"test_sets": 1}),
-        (lambda c: c["shards"]["sets"]["ablation-TAG"]["caps"].update(TAG=400), {"make_shards": 1}),
-        (lambda c: c["tasks"].update(region_min_rank_diff=4), {"pair_tasks": 2, "test_sets": 1, "make_shards": 5}),
-        (lambda c: c["tasks"]["keywords"].update(top_n=4), {"extract_keywords": 1, "ad_tasks": 1, "test_sets": 1, "make_shards": 5}),
+        (lambda c: c["tasks"].update(tap_min_class_size=7), {"test_sets": 1, **EVAL}),
+        (lambda c: c["shards"]["sets"]["ablation-TAG"]["caps"].update(TAG=400), {"make_shards": 1}),  # no model trains on it
+        (lambda c: c["tasks"].update(region_min_rank_diff=4), {"pair_tasks": 2, "test_sets": 1, "make_shards": 5, **MODELS}),
+        (lambda c: c["tasks"]["keywords"].update(top_n=4),
+         {"extract_keywords": 1, "ad_tasks": 1, "test_sets": 1, "make_shards": 5, **MODELS}),
     ],
     ids=["tap-balance", "one-ablation-cap", "tc-region-rule", "keywords"],
 )

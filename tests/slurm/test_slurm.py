@@ -56,6 +56,8 @@ def slurm_profile(dest: Path) -> Path:
     profile = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
     profile["default-resources"]["slurm_account"] = LOCAL_ACCOUNT
     profile["default-resources"]["slurm_partition"] = LOCAL_PARTITION
+    for resources in profile.get("set-resources", {}).values():  # GPU rules: the local CPU partition
+        resources["slurm_partition"] = LOCAL_PARTITION
     profile["slurm-init-seconds-before-status-checks"] = 2
     profile["seconds-between-status-checks"] = 2
     dest.mkdir(parents=True)
@@ -76,7 +78,7 @@ def slurm_run(slurm_cluster, tmp_path_factory):
     workdir = copy_workflow(tmp_path_factory.mktemp("slurm_run"))
     profile = slurm_profile(workdir / "test-profile")
     started = time.time()
-    proc = snakemake(workdir, "--profile", str(profile), "all", timeout=1200)
+    proc = snakemake(workdir, "--profile", str(profile), "all", timeout=2400)
     return workdir, proc, started
 
 
@@ -95,7 +97,8 @@ def test_jobs_really_went_through_slurm(slurm_run):
     assert {states.get(job) for job in submitted} == {"COMPLETED"}, {job: states.get(job) for job in submitted}
     logs = list((workdir / "results/logs/slurm").rglob("*.log"))
     log_dirs = {p.relative_to(workdir / "results/logs/slurm").parts[0] for p in logs}
-    expected = {"rule_demo_inputs", "rule_merge_ads", "rule_normalise_census", "rule_delivery_figures"}
+    expected = {"rule_demo_inputs", "rule_merge_ads", "rule_normalise_census", "rule_delivery_figures",
+                "rule_train_model", "rule_eval_train_tasks"}
     assert expected <= log_dirs, log_dirs  # per-job Slurm logs, one folder per rule or job group
     assert any(d.startswith("group_ingest") for d in log_dirs), log_dirs
     assert {p.stem for p in logs} >= submitted
@@ -113,7 +116,7 @@ def test_killed_job_reruns_only_the_unfinished_part(slurm_cluster, tmp_path):
     env = dict(os.environ, PATH=f"{Path(SNAKEMAKE).parent}:{os.environ['PATH']}")
 
     run = subprocess.Popen(
-        [SNAKEMAKE, "all", "--profile", str(profile), "--retries", "0", *config],
+        [SNAKEMAKE, "results/figures/delivery", "--profile", str(profile), "--retries", "0", *config],
         cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL,
     )
     cancelled = None
@@ -133,7 +136,7 @@ def test_killed_job_reruns_only_the_unfinished_part(slurm_cluster, tmp_path):
     assert f"results/logs/slurm/rule_normalise_census/{cancelled}.log" in output  # the failure names the job's Slurm log
     assert not (workdir / "results/ads/segments.parquet").exists()
 
-    rerun = snakemake(workdir, "all", "--profile", str(profile), *config, timeout=900)
+    rerun = snakemake(workdir, "results/figures/delivery", "--profile", str(profile), *config, timeout=900)
     ran = set(re.findall(r"^rule (\w+):", rerun.stdout + rerun.stderr, flags=re.M))
     assert {"normalise_census", "delivery_figures"} <= ran
     assert not ran & {"demo_inputs", "ingest_dump", "merge_ads"}, ran

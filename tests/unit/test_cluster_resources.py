@@ -7,10 +7,14 @@ from types import SimpleNamespace
 import pytest
 import yaml
 from snakemake_executor_plugin_slurm.submit_string import get_submit_command
+from snakemake_executor_plugin_slurm.utils import set_gres_string
 
 from workflow_helpers import ROOT, paper_standin_workflow, profile_without_conda, snakemake
 
-LOCAL_RULES = {"all"}
+LOCAL_RULES = {"all", "train_tasks_table"}
+GPU_RULES = {"train_model", "eval_train_tasks"}
+# not in the paper's DAG: it reads real files, trains no LoRA model and builds no tiny model
+DEMO_ONLY_RULES = {"demo_inputs", "demo_external", "build_tiny_model", "merge_lora"}
 
 
 class Resources(dict):
@@ -38,7 +42,7 @@ def sbatch_args(job):
         "account": f"-A {shlex.quote(job.resources['slurm_account'])}",
         "partition": f"-p {shlex.quote(job.resources['slurm_partition'])}", "workdir": "/work",
     }
-    return get_submit_command(job, params)
+    return get_submit_command(job, params) + set_gres_string(job)  # the plugin appends gres after the builder
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +57,9 @@ def test_every_rule_gets_portable_resources_and_the_profile_placement(paper):
     _, jobs = dry_run_jobs(workdir, profile, configfile)
     rules = {j.name for j in jobs} - LOCAL_RULES
     smk_rules = set(re.findall(r"^rule (\w+):", "".join(p.read_text() for p in (ROOT / "rules").glob("*.smk")), flags=re.M))
-    assert rules == smk_rules - LOCAL_RULES - {"demo_inputs", "demo_external"}  # the paper config reads real files
+    assert rules == smk_rules - LOCAL_RULES - DEMO_ONLY_RULES
     for job in jobs:
-        if job.name in LOCAL_RULES:
+        if job.name in LOCAL_RULES or job.name in GPU_RULES:
             continue
         args = sbatch_args(job)
         assert f"--mem {job.resources['mem_mb']}" in args, args
@@ -92,3 +96,42 @@ def test_small_jobs_are_grouped_into_few_submissions(paper):
     per_group = int(next(str(c) for c in profile_yaml["group-components"] if str(c).startswith("ingest=")).split("=")[1])
     groups = len(re.findall(r"Group job ingest", out))
     assert n_ingest == 24 and groups == -(-n_ingest // per_group)
+
+
+def test_training_job_has_the_paper_geometry(paper):
+    """4 nodes x 8 A100 80 GB = 32 ranks: one Slurm job per fine-tuned model, GPU partition from the profile."""
+    workdir, configfile, profile = paper
+    _, jobs = dry_run_jobs(workdir, profile, configfile)
+    train = [j for j in jobs if j.name == "train_model"]
+    assert len(train) == 4  # ALPHA-Llama-2 7B/13B/70B-chat and ALPHA-Llama-3-8B
+    for job in train:
+        args = shlex.split(sbatch_args(job))
+        assert "--nodes=4" in args and "--ntasks=32" in args, args
+        assert "--gres=gpu:8" in args, args
+        assert "--cpus-per-task=12" in args, args
+        assert args[args.index("--mem") + 1] == "900000" and args[args.index("-t") + 1] == "2880", args
+        assert args[args.index("-p") + 1] == "YOUR_GPU_PARTITION" and args[args.index("-A") + 1] == "YOUR_ACCOUNT", args
+        assert not any(a.startswith("--ntasks-per-gpu") for a in args), args  # torchrun places ranks on GPUs
+        assert job.resources["mpi"] == "srun"
+
+
+def test_training_launches_one_launcher_per_node(paper):
+    workdir, configfile, profile = paper
+    out = snakemake(workdir, "all", "-n", "-p", "--profile", str(profile), "--configfile", str(configfile)).stdout
+    shells = [block for block in re.split(r"^\s*rule ", out, flags=re.M) if block.startswith("train_model:")]
+    assert shells
+    for block in shells:
+        # inside the allocation: one srun task per node, each with the CPUs of its 8 ranks and the node's GPUs
+        assert 'launch="srun --nodes=4 --ntasks=4 --ntasks-per-node=1 --cpus-per-task=96 --kill-on-bad-exit=1 --gres=gpu:8"' in block
+        assert "scripts/launch_node.py --nproc-per-node 8 --" in block
+        assert "--base meta-llama/" in block
+
+
+def test_gpu_evaluation_gets_one_gpu(paper):
+    workdir, configfile, profile = paper
+    _, jobs = dry_run_jobs(workdir, profile, configfile)
+    evals = [j for j in jobs if j.name == "eval_train_tasks"]
+    assert evals
+    for job in evals:
+        args = shlex.split(sbatch_args(job))
+        assert "--gres=gpu:1" in args and args[args.index("-p") + 1] == "YOUR_GPU_PARTITION", args

@@ -94,3 +94,4 @@ def quarantine_counts(quarantine: list[dict[str, Any]]) -> dict[str, int]:
 
 # the loaders register themselves on import (they import register_loader from this, already defined)
 from alpha.benchmarks import culturebank, culturenli, globalopinionqa  # noqa: E402,F401
+from alpha.benchmarks import atp, gss, opinionqa  # noqa: E402,F401  (surveys: OpinionQA, OpinionQA-XL, GSS)

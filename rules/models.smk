@@ -1,0 +1,89 @@
+# Models: the embedded default's base model, fine-tuning with DeepSpeed (one job per fine-tuned
+# registry entry, one launcher per node), and merging LoRA adapters.
+
+
+rule build_tiny_model:
+    input:
+        samples=get_sample_files(),
+        external=DEMO_EXTERNAL if demo_enabled() else [],
+        code=[workflow.source_path(f"../scripts/alpha/{m}.py") for m in ("tiny_model", "chat")],
+    output:
+        directory(TINY_BASE),
+    params:
+        seed=config["seed"],
+        spec=dict(sorted(config["tiny_model"].items())),
+    log:
+        "results/logs/build_tiny_model.log",
+    benchmark:
+        "results/benchmarks/build_tiny_model.tsv"
+    threads: 1
+    resources:
+        mem_mb=by_attempt(4000),
+        runtime=by_attempt(30),
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../scripts/build_tiny_model.py"
+
+
+# Runs the same way everywhere: without Slurm, the launcher starts torchrun on this machine; inside
+# a Slurm allocation (SLURM_JOB_ID set), `srun` starts one launcher per node, each derives the
+# rendezvous from SLURM_* and starts its ranks. A rerun (or a --retries attempt, or a requeue)
+# resumes from the newest checkpoint in results/train/<model>/checkpoints.
+rule train_model:
+    input:
+        unpack(get_train_inputs),
+    output:
+        model=directory("results/train/{model}/model"),
+        metrics="results/train/{model}/metrics.json",
+    params:
+        run=get_train_params,
+        checkpoints="results/train/{model}/checkpoints",
+    log:
+        "results/logs/train_model/{model}.log",
+    benchmark:
+        "results/benchmarks/train_model/{model}.tsv"
+    threads: get_train_resource("procs_per_node")
+    resources:
+        nodes=get_train_resource("nodes"),
+        tasks=get_train_resource("tasks"),
+        tasks_per_gpu=0,  # one rank per GPU is torchrun's job, not Slurm's
+        cpus_per_task=get_train_resource("cpus_per_task"),
+        gres=get_train_gres,
+        mem_mb=get_train_resource("mem_mb"),
+        runtime=get_train_resource("runtime"),
+        mpi="srun",
+    conda:
+        "../envs/train.yaml"
+    shell:
+        """
+        launch=""
+        if [ -n "${{SLURM_JOB_ID:-}}" ]; then launch="{resources.mpi} {params.run[srun]}"; fi
+        export TOKENIZERS_PARALLELISM=false ALPHA_TORCH_THREADS={params.run[threads_per_rank]}
+        $launch python scripts/launch_node.py --nproc-per-node {params.run[nproc]} -- \
+            scripts/train.py --recipe {input.recipe} --base {params.run[base]} {params.run[template]} \
+            --shards {input.shards} --output {output.model} --metrics {output.metrics} \
+            --checkpoints {params.checkpoints} > {log} 2>&1
+        if [ "{config[train][keep_checkpoints]}" != "True" ]; then rm -rf {params.checkpoints}; fi
+        """
+
+
+rule merge_lora:
+    input:
+        adapter="results/train/{model}/model",
+        base=get_merge_base,
+        code=workflow.source_path("../scripts/alpha/train.py"),
+    output:
+        directory("results/train/{model}/merged"),
+    params:
+        base=get_merge_base_id,
+    log:
+        "results/logs/merge_lora/{model}.log",
+    threads: 1
+    resources:
+        mem_mb=by_attempt(8000),
+        runtime=by_attempt(60),
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../scripts/merge_lora.py"

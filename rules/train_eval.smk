@@ -1,0 +1,51 @@
+# Training-task evaluation (paper 4.1): perplexity, BLEU, ROUGE-L and BERTScore on TAG/TC/TS and
+# TAP accuracy, for every fine-tuned model and its base, on both held-out test sets.
+
+
+rule eval_train_tasks:
+    input:
+        weights=get_model_weights,
+        test_unseen_advertiser="results/tasks/test/test_unseen_advertiser.parquet",
+        test_after_cutoff="results/tasks/test/test_after_cutoff.parquet",
+        code=[workflow.source_path(f"../scripts/alpha/{m}.py") for m in ("train_eval", "textgen_metrics", "chat")],
+    output:
+        metrics="results/train_eval/{model}.json",
+        per_item="results/train_eval/{model}.items.parquet",
+    params:
+        model_dir=get_model_dir,
+        spec=get_train_eval_params,
+    log:
+        "results/logs/eval_train_tasks/{model}.log",
+    benchmark:
+        "results/benchmarks/eval_train_tasks/{model}.tsv"
+    threads: 2
+    resources:
+        gres=get_eval_gres,
+        mem_mb=by_attempt(8000),
+        runtime=by_attempt(120),
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../scripts/eval_train_tasks.py"
+
+
+rule train_tasks_table:
+    input:
+        expand("results/train_eval/{model}.json", model=train_eval_models()),
+    output:
+        report(
+            "results/train_tasks.csv",
+            caption="../report/train_tasks.rst",
+            category="Training tasks",
+        ),
+    log:
+        "results/logs/train_tasks_table.log",
+    localrule: True
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../envs/ads.yaml"
+    script:
+        "../scripts/train_tasks_table.py"
