@@ -29,7 +29,8 @@ rule build_tiny_model:
 # Runs the same way everywhere: without Slurm, the launcher starts torchrun on this machine; inside
 # a Slurm allocation (SLURM_JOB_ID set), `srun` starts one launcher per node, each derives the
 # rendezvous from SLURM_* and starts its ranks. A rerun (or a --retries attempt, or a requeue)
-# resumes from the newest checkpoint in results/train/<model>/checkpoints.
+# resumes from the newest checkpoint in results/train/<model>/checkpoints, which is removed after
+# success unless ALPHA_KEEP_CHECKPOINTS=1 (an environment variable, so that it never reruns training).
 rule train_model:
     input:
         unpack(get_train_inputs),
@@ -64,7 +65,7 @@ rule train_model:
             scripts/train.py --recipe {input.recipe} --base {params.run[base]} {params.run[template]} \
             --shards {input.shards} --output {output.model} --metrics {output.metrics} \
             --checkpoints {params.checkpoints} > {log} 2>&1
-        if [ "{config[train][keep_checkpoints]}" != "True" ]; then rm -rf {params.checkpoints}; fi
+        if [ "${{ALPHA_KEEP_CHECKPOINTS:-0}}" = "0" ]; then rm -rf {params.checkpoints}; fi
         """
 
 

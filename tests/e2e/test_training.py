@@ -53,7 +53,7 @@ def test_training_loss_decreases(demo_run):
     assert metrics["zero_stage"] == 3 and not metrics["lora"]
     assert len(losses) >= 10
     assert sum(losses[-3:]) / 3 < 0.5 * sum(losses[:3]) / 3, losses
-    assert not (demo_run / f"results/train/{FULL}/checkpoints").exists()  # removed after success (keep_checkpoints: false)
+    assert not (demo_run / f"results/train/{FULL}/checkpoints").exists()  # removed after success (ALPHA_KEEP_CHECKPOINTS unset)
 
 
 def test_fine_tuned_model_beats_its_base_on_the_training_tasks(demo_run):
