@@ -235,6 +235,9 @@ def run(*, recipe_path: str, base_model: str, chat_template: str | None, shards:
     model = AutoModelForCausalLM.from_pretrained(base_model, dtype=torch.bfloat16 if bf16 else torch.float32)
     if recipe.lora:
         from peft import LoraConfig, get_peft_model
+        from transformers import set_seed
+
+        set_seed(args.seed)  # LoRA's A matrices are drawn here, before the Trainer seeds anything
 
         model = get_peft_model(model, LoraConfig(
             r=recipe.lora_r, lora_alpha=recipe.lora_alpha, lora_dropout=recipe.lora_dropout,
@@ -268,6 +271,12 @@ def run(*, recipe_path: str, base_model: str, chat_template: str | None, shards:
     summary = {}
     if trainer.is_world_process_zero():
         (out / "training_args.bin").unlink(missing_ok=True)  # pickled args: paths and versions, not weights
+        if recipe.lora:  # PEFT keeps target_modules as a set: its saved order follows the hash seed
+            adapter_config = out / "adapter_config.json"
+            config = json.loads(adapter_config.read_text())
+            if isinstance(config.get("target_modules"), list):
+                config["target_modules"] = sorted(config["target_modules"])
+            adapter_config.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
         tokenizer.save_pretrained(out)
         history = [
             {k: e[k] for k in ("step", "loss", "grad_norm", "learning_rate") if k in e}
