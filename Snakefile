@@ -19,6 +19,7 @@ include: "rules/pairs.smk"
 include: "rules/tasks.smk"
 include: "rules/models.smk"
 include: "rules/train_eval.smk"
+include: "rules/eval.smk"
 
 
 rule all:

@@ -1,4 +1,5 @@
 # Config validation and the named input helpers every stage uses (no lambdas in rules).
+import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -12,6 +13,7 @@ wildcard_constraints:
     shard=r"\d+",
     shard_set=r"[A-Za-z0-9_-]+",
     model=r"[A-Za-z0-9_.-]+",
+    benchmark=r"[A-Za-z0-9_-]+",
 
 
 DEMO_ADS = "results/demo/ads"
@@ -27,6 +29,7 @@ DEMO_DUMPS = {
 }
 DEMO_MEDIA = f"{DEMO_ADS}/media_verbalisation.jsonl"
 DEMO_EXTERNAL = "results/demo/external/sharegpt.json"
+DEMO_BENCHMARKS = "results/demo/benchmarks"  # rule demo_benchmarks writes the six released layouts here
 TEST_SPLITS = ("test_unseen_advertiser", "test_after_cutoff")  # alpha.samples.TEST_SPLITS (tested)
 TASK_FAMILIES = ("TAG", "TAP", "TC", "TS")
 TASK_NAMES = ("TAG", "TAP-G", "TAP-A", "TAP-R", "TC-A", "TC-G", "TC-R", "TS-E", "TS-B")
@@ -140,6 +143,7 @@ def get_final_targets(wildcards):
         *expand("results/shards/{shard_set}", shard_set=sorted(SHARD_SETS)),
         *expand("results/train/{model}/metrics.json", model=FINETUNED),
         "results/train_tasks.csv",
+        *get_table_outputs(),
     ]
 
 
@@ -333,3 +337,157 @@ def get_model_dir(wildcards):
 def get_eval_gres(wildcards):
     gpus = config["train_eval"]["gpus"]
     return f"gpu:{gpus}" if gpus else ""
+
+
+# ---------------------------------------------------------------- benchmark registry and tables
+
+sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))  # the alpha package: task specs, metric registry
+from alpha import evaluation as _evaluation, tables as _tables  # noqa: E402
+
+BENCHMARKS = config["benchmarks"]
+TABLE1_COLUMNS = list(_tables.TABLE1_COLUMNS)
+TABLE2_COLUMN = _tables.TABLE2_VALUE
+
+
+def _benchmark_task(name):
+    return BENCHMARKS[name].get("task", name)
+
+
+def _load_tasks():
+    tasks, problems = {}, []
+    for name, entry in BENCHMARKS.items():
+        try:
+            tasks[name] = _evaluation.load_task(_benchmark_task(name))
+        except _evaluation.TaskSpecError as exc:
+            problems.append(f"benchmarks.{name}.task: {exc}")
+            continue
+        problems += _evaluation.check_benchmark(name, tasks[name], entry["variant"])
+    columns = {}
+    for name, task in tasks.items():
+        for column in task.table_columns:
+            if column in columns:
+                problems.append(f"benchmarks.{name}: table column {column!r} also comes from benchmarks.{columns[column]}")
+            columns[column] = name
+    if problems:
+        raise WorkflowError("Invalid benchmark registry (benchmarks:) in the config:\n  " + "\n  ".join(problems))
+    return tasks
+
+
+TASKS = _load_tasks()
+
+
+def _benchmark_files(name):
+    """The benchmark's released files, and a field-dates file named in its options."""
+    entry = BENCHMARKS[name]
+    paths = [entry["path"]]
+    if isinstance(entry["options"].get("field_dates"), str):
+        paths.append(entry["options"]["field_dates"])
+    return paths
+
+
+def _is_demo_benchmark(path):
+    return path == DEMO_BENCHMARKS or path.startswith(DEMO_BENCHMARKS + "/")
+
+
+_require_files(
+    {
+        f"benchmarks.{name}": path
+        for name in BENCHMARKS
+        for path in _benchmark_files(name)
+        if not _is_demo_benchmark(path)
+    }
+)
+
+
+def get_benchmark_inputs(wildcards):
+    files = _benchmark_files(wildcards.benchmark)
+    task = _benchmark_task(wildcards.benchmark)
+    loader_modules = ("__init__", "atp", "opinionqa", "gss", "globalopinionqa", "culturebank", "culturenli")
+    return {
+        "files": sorted({DEMO_BENCHMARKS if _is_demo_benchmark(p) else p for p in files}),
+        "task": str(_evaluation.task_file(task)),
+        "code": [workflow.source_path(f"../scripts/alpha/benchmarks/{m}.py") for m in loader_modules]
+        + [workflow.source_path("../scripts/alpha/evaluation.py")],
+    }
+
+
+def _sorted_deep(value):
+    # Snakemake compares params by their text: nested mappings key-sorted, so a reordered config never reruns
+    if isinstance(value, dict):
+        return {str(k): _sorted_deep(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, list):
+        return [_sorted_deep(v) for v in value]
+    return value
+
+
+def get_benchmark_params(wildcards):
+    entry = BENCHMARKS[wildcards.benchmark]
+    return {
+        "path": entry["path"],
+        "task": _benchmark_task(wildcards.benchmark),
+        # the variant changes the items only where prompts differ by variant (OpinionQA's compat prompts)
+        "variant": entry["variant"] if TASKS[wildcards.benchmark].prompt_variants else None,
+        "options": _sorted_deep(entry["options"]),
+    }
+
+
+def get_task_file(wildcards):
+    return str(_evaluation.task_file(_benchmark_task(wildcards.benchmark)))
+
+
+def get_score_params(wildcards):
+    return {
+        "task": _benchmark_task(wildcards.benchmark),
+        "chat_template": chat_template_of(wildcards.model),
+        **_sorted_deep({k: v for k, v in config["eval"].items() if k in ("batch_size", "max_tokens_per_batch", "on_too_long")}),
+    }
+
+
+def get_metric_params(wildcards):
+    return {"task": _benchmark_task(wildcards.benchmark), "variant": BENCHMARKS[wildcards.benchmark]["variant"]}
+
+
+def get_score_gres(wildcards):
+    gpus = MODELS[wildcards.model].get("eval_gpus", config["eval"]["gpus"])
+    return f"gpu:{gpus}" if gpus else ""
+
+
+def get_score_resource(key):
+    def resource(wildcards, attempt):
+        return config["eval"][key] * attempt
+
+    return resource
+
+
+def table_models():
+    """(registry name, row label) in registry order: the tables' rows."""
+    return [(name, entry.get("label", name)) for name, entry in MODELS.items()]
+
+
+def _benchmarks_with(columns):
+    return sorted(name for name, task in TASKS.items() if set(task.table_columns) & set(columns))
+
+
+def get_table_results(columns):
+    def results(wildcards):
+        return expand(
+            "results/eval/{model}/{benchmark}.json", model=list(MODELS), benchmark=_benchmarks_with(columns)
+        )
+
+    return results
+
+
+def get_table_outputs():
+    outputs = []
+    if BENCHMARKS:
+        outputs += ["results/table1.csv", "results/figures/table1.png"]
+    if _benchmarks_with([TABLE2_COLUMN]):
+        outputs.append("results/table2.csv")
+    return outputs
+
+
+def get_table_params(wildcards):
+    return {
+        "models": [list(pair) for pair in table_models()],
+        "cutoffs": {name: entry.get("knowledge_cutoff") for name, entry in MODELS.items()},
+    }

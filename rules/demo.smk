@@ -31,3 +31,24 @@ rule demo_inputs:
         "../envs/ads.yaml"
     script:
         "../scripts/demo_inputs.py"
+
+
+# The six benchmarks in their released layouts (OpinionQA human_resp/model_input, raw ATP .sav waves
+# with field dates, GSS .dta, GlobalOpinionQA / CultureBank / CultureNLI files), small and planted.
+rule demo_benchmarks:
+    input:
+        code=[workflow.source_path(f"../scripts/alpha/benchmarks/{m}.py") for m in ("demo", "demo_surveys")],
+    output:
+        directory(DEMO_BENCHMARKS),
+    params:
+        seed=config["seed"],
+    log:
+        "results/logs/demo_benchmarks.log",
+    resources:
+        mem_mb=by_attempt(2000),
+        runtime=by_attempt(10),
+    threads: 1
+    conda:
+        "../envs/eval.yaml"
+    script:
+        "../scripts/demo_benchmarks.py"

@@ -1,0 +1,139 @@
+# Zero-shot evaluation (paper 4.2): each registry benchmark is prepared once, every registry model
+# scores its prompts (one forward pass per prompt; the GPU step), metrics run on CPU from the saved
+# per-item probabilities (a new metric never reruns scoring), and the tables collect the cells.
+
+
+rule prepare_benchmark:
+    input:
+        unpack(get_benchmark_inputs),
+    output:
+        prepared="results/eval_items/{benchmark}.parquet",
+        quarantine="results/eval_items/{benchmark}.quarantine.jsonl",
+        report="results/eval_items/{benchmark}.report.json",
+    params:
+        spec=get_benchmark_params,
+    log:
+        "results/logs/prepare_benchmark/{benchmark}.log",
+    benchmark:
+        "results/benchmarks/prepare_benchmark/{benchmark}.tsv"
+    threads: 1
+    resources:
+        mem_mb=by_attempt(4000),
+        runtime=by_attempt(60),
+    conda:
+        "../envs/eval.yaml"
+    script:
+        "../scripts/prepare_benchmark.py"
+
+
+rule score_benchmark:
+    input:
+        weights=get_model_weights,
+        prepared="results/eval_items/{benchmark}.parquet",
+        task=get_task_file,
+        code=[workflow.source_path(f"../scripts/alpha/{m}.py") for m in ("scoring", "evaluation", "chat")],
+    output:
+        "results/eval/{model}/{benchmark}.parquet",
+    params:
+        model_dir=get_model_dir,
+        spec=get_score_params,
+    log:
+        "results/logs/score_benchmark/{model}/{benchmark}.log",
+    benchmark:
+        "results/benchmarks/score_benchmark/{model}/{benchmark}.tsv"
+    threads: 2
+    resources:
+        gres=get_score_gres,
+        mem_mb=get_score_resource("mem_mb"),
+        runtime=get_score_resource("runtime"),
+    conda:
+        "../envs/eval.yaml"
+    script:
+        "../scripts/score_benchmark.py"
+
+
+rule benchmark_metrics:
+    input:
+        prepared="results/eval_items/{benchmark}.parquet",
+        scores="results/eval/{model}/{benchmark}.parquet",
+        task=get_task_file,
+        code=[workflow.source_path(f"../scripts/alpha/{m}.py") for m in ("metrics", "evaluation")],
+    output:
+        "results/eval/{model}/{benchmark}.json",
+    params:
+        spec=get_metric_params,
+    log:
+        "results/logs/benchmark_metrics/{model}/{benchmark}.log",
+    group:
+        "metrics"
+    threads: 1
+    resources:
+        mem_mb=by_attempt(2000),
+        runtime=by_attempt(20),
+    conda:
+        "../envs/eval.yaml"
+    script:
+        "../scripts/benchmark_metrics.py"
+
+
+rule table1:
+    input:
+        results=get_table_results(TABLE1_COLUMNS),
+        code=workflow.source_path("../scripts/alpha/tables.py"),
+    output:
+        csv=report("results/table1.csv", caption="../report/table1.rst", category="Tables"),
+        sidecar="results/table1.json",
+    params:
+        spec=get_table_params,
+    log:
+        "results/logs/table1.log",
+    localrule: True
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../envs/eval.yaml"
+    script:
+        "../scripts/make_table.py"
+
+
+rule table2:
+    input:
+        results=get_table_results([TABLE2_COLUMN]),
+        code=workflow.source_path("../scripts/alpha/tables.py"),
+    output:
+        csv=report("results/table2.csv", caption="../report/table2.rst", category="Tables"),
+        sidecar="results/table2.json",
+    params:
+        spec=get_table_params,
+    log:
+        "results/logs/table2.log",
+    localrule: True
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../envs/eval.yaml"
+    script:
+        "../scripts/make_table.py"
+
+
+rule plot_table1:
+    input:
+        sidecar="results/table1.json",
+        code=workflow.source_path("../scripts/alpha/figures.py"),
+    output:
+        report("results/figures/table1.png", caption="../report/table1_figure.rst", category="Tables"),
+    log:
+        "results/logs/plot_table1.log",
+    localrule: True
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../envs/figures.yaml"
+    script:
+        "../scripts/plot_table1.py"

@@ -1,0 +1,6 @@
+"""Snakemake entry: Table 1 as a heatmap, models x columns (rule plot_table1)."""
+from alpha import figures, io
+
+smk = snakemake  # noqa: F821  (injected by Snakemake)
+io.setup_logging(smk.log[0])
+figures.plot_table(io.read_json(smk.input.sidecar), smk.output[0])

@@ -1,0 +1,18 @@
+"""Snakemake entry: one model's option probabilities on one benchmark's prompts (rule score_benchmark)."""
+import logging
+
+import torch
+
+from alpha import evaluation, io
+
+smk = snakemake  # noqa: F821  (injected by Snakemake)
+io.setup_logging(smk.log[0])
+torch.set_num_threads(smk.threads)
+spec = smk.params.spec
+summary = evaluation.score(
+    smk.params.model_dir, smk.input.prepared, smk.output[0], task=evaluation.load_task(spec["task"]),
+    chat_template=spec["chat_template"], batch_size=int(spec["batch_size"]),
+    max_tokens_per_batch=spec["max_tokens_per_batch"], on_too_long=spec["on_too_long"],
+    metadata={"model": smk.wildcards.model, "benchmark": smk.wildcards.benchmark},
+)
+logging.getLogger("alpha").info("scored: %s", summary)
