@@ -214,16 +214,29 @@ _check_models()
 FINETUNED = sorted(name for name, entry in MODELS.items() if "from" in entry)
 
 
-def is_lora(model):
-    import yaml
-
-    return bool(yaml.safe_load(Path(MODELS[model]["recipe"]).read_text()).get("lora", False))
-
-
 def recipe_of(model):
+    """The model's recipe with its registry `recipe_overrides` applied (e.g. an ablation's shard_set)."""
     import yaml
 
-    return yaml.safe_load(Path(MODELS[model]["recipe"]).read_text()) or {}
+    recipe = yaml.safe_load(Path(MODELS[model]["recipe"]).read_text()) or {}
+    return {**recipe, **MODELS[model].get("recipe_overrides", {})}
+
+
+def is_lora(model):
+    return bool(recipe_of(model).get("lora", False))
+
+
+def recipe_override_args(model):
+    """`--set key=value` arguments for train.py (values as YAML, shell-quoted), key-sorted."""
+    import shlex
+
+    import yaml
+
+    overrides = MODELS[model].get("recipe_overrides", {})
+    return " ".join(
+        f"--set {shlex.quote(k + '=' + yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip())}"
+        for k, v in sorted(overrides.items())
+    )
 
 
 def base_model_path(model):
@@ -301,6 +314,7 @@ def get_train_params(wildcards):
         "threads_per_rank": g["cpus_per_task"],
         "base": base,
         "template": f"--chat-template {template}" if template else "",
+        "overrides": recipe_override_args(wildcards.model),
     }
 
 
@@ -477,8 +491,93 @@ def get_table_results(columns):
     return results
 
 
+def _task_families(shard_set):
+    return sorted({key.split("-")[0] for key in SHARD_SETS[shard_set]["caps"]})
+
+
+def ablation_rows():
+    """The per-task ablation table's rows: every base that has a fine-tune trained on fewer than the four
+    task families, then its fine-tunes (registry order), with what each was trained on."""
+    trained = {m: recipe_of(m)["shard_set"] for m in FINETUNED}
+    ablated = {MODELS[m]["from"] for m, s in trained.items() if len(_task_families(s)) < len(TASK_FAMILIES)}
+    rows = []
+    for name, entry in MODELS.items():
+        if name in ablated:
+            rows.append((name, {"Tasks": "none (base model)", "Shard set": ""}))
+            rows += [(m, {"Tasks": " + ".join(_task_families(trained[m])), "Shard set": trained[m]})
+                     for m in MODELS if MODELS[m].get("from") == name]
+    return rows
+
+
+def get_ablation_results(wildcards):
+    return expand(
+        "results/eval/{model}/{benchmark}.json",
+        model=[name for name, _ in ablation_rows()],
+        benchmark=_benchmarks_with(TABLE1_COLUMNS),
+    )
+
+
+def get_ablation_params(wildcards):
+    rows = ablation_rows()
+    return {"models": [[n, MODELS[n].get("label", n)] for n, _ in rows], "text": {n: text for n, text in rows}}
+
+
+GROUNDED = config["eval"]["grounded"]
+
+
+def _check_grounded():
+    if not GROUNDED["enabled"]:
+        return
+    problems = []
+    if bool(GROUNDED["judge_model"]) == bool(GROUNDED["judge_url"]):
+        problems.append("give exactly one of judge_model (a local causal LM) and judge_url (an OpenAI-compatible endpoint)")
+    bench = GROUNDED["benchmark"]
+    if bench not in BENCHMARKS or TASKS[bench].loader != "culturebank":
+        problems.append(f"benchmark {bench!r} is not a registry benchmark with the culturebank loader")
+    judge = GROUNDED["judge_model"]
+    if judge and judge not in MODELS and not Path(judge).is_dir():
+        problems.append(f"judge_model {judge!r} is neither a registry model nor a local folder")
+    if problems:
+        raise WorkflowError("Invalid eval.grounded in the config:\n  " + "\n  ".join(problems))
+
+
+_check_grounded()
+
+
+def _judge_dir():
+    judge = GROUNDED["judge_model"]
+    return model_path(judge) if judge in MODELS else judge
+
+
+def get_grounded_inputs(wildcards):
+    judge = _judge_dir() if GROUNDED["judge_model"] else None
+    return {
+        "prepared": f"results/eval_items/{GROUNDED['benchmark']}.parquet",
+        "weights": _local(model_path(wildcards.model)),
+        "judge": _local(judge) if judge else [],
+        "code": [workflow.source_path(f"../scripts/alpha/{m}.py") for m in ("grounded", "scoring", "chat")],
+    }
+
+
+def get_grounded_params(wildcards):
+    judge = GROUNDED["judge_model"]
+    return {
+        "model_dir": model_path(wildcards.model),
+        "chat_template": chat_template_of(wildcards.model),
+        "judge_dir": _judge_dir() if judge else None,
+        "judge_name": judge,
+        "judge_template": chat_template_of(judge) if judge in MODELS else None,
+        "seed": config["seed"],
+        **_sorted_deep({k: v for k, v in GROUNDED.items() if k not in ("enabled", "judge_model")}),
+    }
+
+
 def get_table_outputs():
     outputs = []
+    if GROUNDED["enabled"]:
+        outputs.append("results/culturebank_grounded.csv")
+    if BENCHMARKS and ablation_rows():
+        outputs.append("results/ablation.csv")
     if BENCHMARKS:
         outputs += ["results/table1.csv", "results/figures/table1.png"]
     if _benchmarks_with([TABLE2_COLUMN]):
@@ -487,7 +586,8 @@ def get_table_outputs():
 
 
 def get_table_params(wildcards):
+    # rows follow the registry's order (the paper's), so reordering models rebuilds the tables, nothing else
     return {
         "models": [list(pair) for pair in table_models()],
-        "cutoffs": {name: entry.get("knowledge_cutoff") for name, entry in MODELS.items()},
+        "cutoffs": {name: MODELS[name].get("knowledge_cutoff") for name in sorted(MODELS)},
     }

@@ -41,7 +41,7 @@ rule score_benchmark:
         "results/logs/score_benchmark/{model}/{benchmark}.log",
     benchmark:
         "results/benchmarks/score_benchmark/{model}/{benchmark}.tsv"
-    threads: 2
+    threads: config["eval"]["threads"]
     resources:
         gres=get_score_gres,
         mem_mb=get_score_resource("mem_mb"),
@@ -120,6 +120,28 @@ rule table2:
         "../scripts/make_table.py"
 
 
+rule ablation_table:
+    input:
+        results=get_ablation_results,
+        code=workflow.source_path("../scripts/alpha/tables.py"),
+    output:
+        csv=report("results/ablation.csv", caption="../report/ablation.rst", category="Tables"),
+        sidecar="results/ablation.json",
+    params:
+        spec=get_ablation_params,
+    log:
+        "results/logs/ablation_table.log",
+    localrule: True
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../envs/eval.yaml"
+    script:
+        "../scripts/make_table.py"
+
+
 rule plot_table1:
     input:
         sidecar="results/table1.json",
@@ -137,3 +159,50 @@ rule plot_table1:
         "../envs/figures.yaml"
     script:
         "../scripts/plot_table1.py"
+
+
+# CultureBank's grounded evaluation (eval.grounded; off by default): free-text answers judged for
+# entailment of the cultural knowledge by a local causal LM or an OpenAI-compatible endpoint.
+rule culturebank_grounded:
+    input:
+        unpack(get_grounded_inputs),
+    output:
+        per_item="results/eval/{model}/culturebank_grounded.parquet",
+        result="results/eval/{model}/culturebank_grounded.json",
+    params:
+        spec=get_grounded_params,
+    log:
+        "results/logs/culturebank_grounded/{model}.log",
+    benchmark:
+        "results/benchmarks/culturebank_grounded/{model}.tsv"
+    threads: config["eval"]["threads"]
+    resources:
+        gres=get_score_gres,
+        mem_mb=get_score_resource("mem_mb"),
+        runtime=get_score_resource("runtime"),
+    conda:
+        "../envs/eval.yaml"
+    script:
+        "../scripts/culturebank_grounded.py"
+
+
+rule grounded_table:
+    input:
+        results=expand("results/eval/{model}/culturebank_grounded.json", model=list(MODELS)),
+        code=workflow.source_path("../scripts/alpha/tables.py"),
+    output:
+        csv=report("results/culturebank_grounded.csv", caption="../report/grounded.rst", category="Tables"),
+        sidecar="results/culturebank_grounded.json",
+    params:
+        spec=get_table_params,
+    log:
+        "results/logs/grounded_table.log",
+    localrule: True
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../envs/eval.yaml"
+    script:
+        "../scripts/make_table.py"

@@ -62,7 +62,7 @@ rule train_model:
         if [ -n "${{SLURM_JOB_ID:-}}" ]; then launch="{resources.mpi} {params.run[srun]}"; fi
         export TOKENIZERS_PARALLELISM=false ALPHA_TORCH_THREADS={params.run[threads_per_rank]}
         $launch python scripts/launch_node.py --nproc-per-node {params.run[nproc]} -- \
-            scripts/train.py --recipe {input.recipe} --base {params.run[base]} {params.run[template]} \
+            scripts/train.py --recipe {input.recipe} --base {params.run[base]} {params.run[template]} {params.run[overrides]} \
             --shards {input.shards} --output {output.model} --metrics {output.metrics} \
             --checkpoints {params.checkpoints} > {log} 2>&1
         if [ "${{ALPHA_KEEP_CHECKPOINTS:-0}}" = "0" ]; then rm -rf {params.checkpoints}; fi

@@ -1,4 +1,4 @@
-"""Snakemake entry: results/table1.csv or results/table2.csv and its JSON sidecar (rules table1, table2)."""
+"""Snakemake entry: one result table as CSV and its JSON sidecar (rules table1, table2, ablation_table, grounded_table)."""
 from alpha import io, tables
 
 smk = snakemake  # noqa: F821  (injected by Snakemake)
@@ -7,6 +7,10 @@ models = [tuple(pair) for pair in smk.params.spec["models"]]
 results = [io.read_json(path) for path in smk.input.results]
 if smk.rule == "table1":
     rows, sidecar = tables.table1(models, results)
-else:
+elif smk.rule == "grounded_table":
+    rows, sidecar = tables.build_table(models, results, tables.GROUNDED_COLUMNS)
+elif smk.rule == "table2":
     rows, sidecar = tables.table2(models, results, smk.params.spec["cutoffs"])
+else:
+    rows, sidecar = tables.ablation(models, results, smk.params.spec["text"])
 tables.write_table(rows, sidecar, smk.output.csv, smk.output.sidecar)

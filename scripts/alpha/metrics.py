@@ -26,9 +26,6 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.spatial.distance import jensenshannon
-from scipy.special import xlogy
-from scipy.stats import wasserstein_distance
 
 CULTUREBANK_EPS = 1e-12  # added inside log(m) only, as in CultureBank's JSDist
 NLI_THRESHOLDS = (0.6, 0.7, 0.8, 0.9, 1.0)  # P(E) > 1.0 never holds: t = 1.0 is "never entail"
@@ -254,6 +251,8 @@ def compat_similarity(model, human) -> tuple[float, str | None]:
     (p, p_bad), (q, q_bad) = _normalise(p), _normalise(q)
     if p_bad or q_bad:  # their code would propagate NaN into the sum; we skip and count instead
         return float("nan"), p_bad or q_bad
+    from scipy.stats import wasserstein_distance  # here, not at the top: the workflow imports this module to parse
+
     return 1.0 - wasserstein_distance(q, p) / (len(p) - 1), None
 
 
@@ -337,6 +336,8 @@ def culturebank_js_distance(model, human) -> float:
     if len(p) != len(q):
         raise ValueError(f"lengths differ: {len(p)} model, {len(q)} human probabilities")
     log_m = np.log(0.5 * (p + q) + CULTUREBANK_EPS)
+    from scipy.special import xlogy
+
     kl_pm = np.sum(xlogy(p, p) - p * log_m)
     kl_qm = np.sum(xlogy(q, q) - q * log_m)
     radicand = 0.5 * (kl_pm + kl_qm) / len(p)
@@ -348,6 +349,8 @@ def textbook_js_distance(model, human) -> float:
     p, q = _vec(model), _vec(human)
     if len(p) != len(q):
         raise ValueError(f"lengths differ: {len(p)} model, {len(q)} human probabilities")
+    from scipy.spatial.distance import jensenshannon
+
     return float(jensenshannon(p, q, base=2))
 
 

@@ -27,6 +27,7 @@ TABLE1_COLUMNS = (
     "GSS Representativeness", "GSS Steerability",
 )
 TABLE2_VALUE = "Opinion Alignment"
+GROUNDED_COLUMNS = ("CultureBank Reddit (grounded)", "CultureBank TikTok (grounded)")
 TABLE2_COLUMNS = ("Knowledge Cut-off", TABLE2_VALUE)
 SCALE = 100.0
 
@@ -86,6 +87,15 @@ def write_table(rows: list[dict], sidecar: dict, csv_path: str | os.PathLike, js
 
 def table1(models: Sequence[tuple[str, str]], results: Iterable[Mapping[str, Any]]) -> tuple[list[dict], dict]:
     return build_table(models, results, TABLE1_COLUMNS)
+
+
+ABLATION_TEXT = ("Tasks", "Shard set")
+
+
+def ablation(models: Sequence[tuple[str, str]], results: Iterable[Mapping[str, Any]],
+             text: Mapping[str, Mapping[str, str]]) -> tuple[list[dict], dict]:
+    """The per-task ablation table: each base, then its fine-tunes with the task families they saw."""
+    return build_table(models, results, TABLE1_COLUMNS, text_columns=ABLATION_TEXT, text=text)
 
 
 def table2(models: Sequence[tuple[str, str]], results: Iterable[Mapping[str, Any]],

@@ -158,5 +158,6 @@ def test_train_geometry_change_reruns_training_not_the_data(demo_run, tmp_path):
     changed = tmp_path / "changed.yaml"
     changed.write_text(yaml.safe_dump(config))
     assert jobs_in_dry_run(demo_run, "--configfile", str(changed)) == {
-        "train_model", "merge_lora", "eval_train_tasks", "train_tasks_table"
+        "train_model", "merge_lora", "eval_train_tasks", "train_tasks_table",
+        "score_benchmark", "benchmark_metrics", "table1", "table2", "plot_table1",
     }

@@ -91,6 +91,7 @@ def test_census_parameter_change_reruns_only_downstream(demo_run, tmp_path):
     assert jobs_in_dry_run(demo_run, "--configfile", str(changed)) == {
         "normalise_census", "delivery_figures", "ad_tasks", "pair_tasks", "test_sets", "make_shards",
         "build_tiny_model", "train_model", "merge_lora", "eval_train_tasks", "train_tasks_table",
+        "score_benchmark", "benchmark_metrics", "table1", "table2", "plot_table1",
     }
 
 
@@ -119,8 +120,13 @@ def test_lint(demo_run):
             lambda c: (c["demo"].update(enabled=False), c["ads"].update(dumps=[{"path": "/data/missing.jsonl"}])),
             "/data/missing.jsonl",
         ),
+        (lambda c: c["benchmarks"]["gss"].update(task="gsss"), "unknown benchmark task 'gsss'"),
+        (lambda c: c["benchmarks"]["gss"].update(variant="compat"), "variant of metric 'temporal_steerability'"),
+        (lambda c: c["benchmarks"]["culturenli"].update(variant="textbook"), "textbook"),
+        (lambda c: c["benchmarks"]["culturenli"].update(path="/data/culturenli/data.tsv"), "/data/culturenli/data.tsv"),
     ],
-    ids=["unknown-key", "wrong-type", "unknown-nested-key", "missing-census", "missing-dump"],
+    ids=["unknown-key", "wrong-type", "unknown-nested-key", "missing-census", "missing-dump", "unknown-task",
+         "variant-without-metric", "unknown-variant", "missing-benchmark-file"],
 )
 def test_config_errors_stop_before_any_job(tmp_path, edit, message):
     workdir = copy_workflow(tmp_path / "wf")

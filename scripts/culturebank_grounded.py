@@ -1,0 +1,21 @@
+"""Snakemake entry: CultureBank grounded evaluation of one model (rule culturebank_grounded)."""
+import torch
+
+from alpha import evaluation, grounded, io
+
+smk = snakemake  # noqa: F821  (injected by Snakemake)
+io.setup_logging(smk.log[0])
+torch.set_num_threads(smk.threads)
+spec = smk.params.spec
+items = grounded.test_items(evaluation.read_items(smk.input.prepared), spec["max_items"])
+model, tokenizer = evaluation.load_model(spec["model_dir"])
+answers = grounded.answer_questions(model, tokenizer, [i["eval_question"] for i in items], template=spec["chat_template"],
+                                    max_new_tokens=int(spec["max_new_tokens"]), seed=int(spec["seed"]))
+del model
+if spec["judge_dir"]:
+    judge = grounded.LocalJudge(*evaluation.load_model(spec["judge_dir"]), template=spec["judge_template"],
+                                name=spec["judge_name"])
+else:
+    judge = grounded.EndpointJudge(spec["judge_url"], spec["judge_model_name"], spec["judge_api_key_env"])
+rows, summary = grounded.evaluate(items, answers, judge)
+grounded.write(rows, summary, smk.wildcards.model, smk.output.per_item, smk.output.result)
