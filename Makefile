@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(PY) tests/bench/bench_embed.py
 	$(PY) tests/bench/bench_keywords.py
 	$(PY) tests/bench/bench_train.py
+	$(PY) tests/bench/bench_scoring.py
 
 # Regenerate README's rule graph and config reference (a test fails when they are stale).
 readme: $(STAMP)

@@ -80,6 +80,10 @@ def paper_standin_workflow(dest: Path, n_dumps: int = 200) -> tuple[Path, Path]:
     config["ads"]["media_verbalisation"] = standin("media_verbalisation.jsonl")
     for entry in config["shards"]["external"].values():
         entry["path"] = standin(Path(entry["path"]).name)
+    for name, entry in config["benchmarks"].items():
+        entry["path"] = standin(f"benchmark_{name}")
+        if isinstance(entry.get("options", {}).get("field_dates"), str):
+            entry["options"]["field_dates"] = standin(f"benchmark_{name}_field_dates.yaml")
     configfile = workdir / "config/paper_standin.yaml"
     configfile.write_text(yaml.safe_dump(config, sort_keys=False))
     return workdir, configfile

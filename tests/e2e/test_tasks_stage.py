@@ -115,7 +115,8 @@ def test_shard_sets_match_config_and_their_manifests(results, config):
 # (its tokenizer is trained on them) and retrain both fine-tunes
 EVAL = {"eval_train_tasks": 3, "train_tasks_table": 1}
 # every registry model is scored on the six benchmarks: retrained weights rescore and rebuild the tables
-BENCHMARK_EVAL = {"score_benchmark": 18, "benchmark_metrics": 18, "table1": 1, "table2": 1, "plot_table1": 1}
+BENCHMARK_EVAL = {"score_benchmark": 18, "benchmark_metrics": 18, "table1": 1, "table2": 1, "plot_table1": 1,
+                  "ablation_table": 1}
 MODELS = {"build_tiny_model": 1, "train_model": 2, "merge_lora": 1, **EVAL, **BENCHMARK_EVAL}
 
 

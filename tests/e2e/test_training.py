@@ -159,5 +159,18 @@ def test_train_geometry_change_reruns_training_not_the_data(demo_run, tmp_path):
     changed.write_text(yaml.safe_dump(config))
     assert jobs_in_dry_run(demo_run, "--configfile", str(changed)) == {
         "train_model", "merge_lora", "eval_train_tasks", "train_tasks_table",
-        "score_benchmark", "benchmark_metrics", "table1", "table2", "plot_table1",
+        "score_benchmark", "benchmark_metrics", "table1", "table2", "plot_table1", "ablation_table",
     }
+
+
+def test_registry_recipe_overrides_train_an_ablation_on_its_own_shard_set(demo_run, tmp_path):
+    config = yaml.safe_load((demo_run / "config/config.yaml").read_text())
+    config["models"]["alpha-tiny-tag"] = {"from": "tiny-llama-chat", "recipe": "config/recipes/tiny/full.yaml",
+                                          "recipe_overrides": {"shard_set": "ablation-TAG"}}
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(config, sort_keys=False))
+    out = snakemake(demo_run, "-n", "-p", "--configfile", str(changed), "results/train/alpha-tiny-tag/model").stdout
+    assert "--set shard_set=ablation-TAG" in out and "--shards results/shards/ablation-TAG" in out
+    # with a second ablation fine-tune of the same base, the ablation table gains its row
+    out = snakemake(demo_run, "-n", "--quiet", "rules", "--configfile", str(changed)).stdout
+    assert re.search(r"^ablation_table\s+1\s*$", out, flags=re.M) and re.search(r"^train_model\s+1\s*$", out, flags=re.M)

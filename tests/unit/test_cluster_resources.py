@@ -11,10 +11,12 @@ from snakemake_executor_plugin_slurm.utils import set_gres_string
 
 from workflow_helpers import ROOT, paper_standin_workflow, profile_without_conda, snakemake
 
-LOCAL_RULES = {"all", "train_tasks_table"}
-GPU_RULES = {"train_model", "eval_train_tasks"}
-# not in the paper's DAG: it reads real files, trains no LoRA model and builds no tiny model
-DEMO_ONLY_RULES = {"demo_inputs", "demo_external", "build_tiny_model", "merge_lora"}
+LOCAL_RULES = {"all", "train_tasks_table", "table1", "table2", "plot_table1"}
+GPU_RULES = {"train_model", "eval_train_tasks", "score_benchmark"}
+# not in the paper's DAG: it reads real files, trains no LoRA model and builds no tiny model; the
+# ablation table needs ablation fine-tunes in the registry, the grounded evaluation is off by default
+DEMO_ONLY_RULES = {"demo_inputs", "demo_external", "demo_benchmarks", "build_tiny_model", "merge_lora",
+                   "ablation_table", "culturebank_grounded", "grounded_table"}
 
 
 class Resources(dict):
@@ -135,3 +137,23 @@ def test_gpu_evaluation_gets_one_gpu(paper):
     for job in evals:
         args = shlex.split(sbatch_args(job))
         assert "--gres=gpu:1" in args and args[args.index("-p") + 1] == "YOUR_GPU_PARTITION", args
+
+
+def test_benchmark_scoring_is_one_gpu_job_per_model_and_benchmark(paper):
+    workdir, configfile, profile = paper
+    out, jobs = dry_run_jobs(workdir, profile, configfile)
+    config = yaml.safe_load(configfile.read_text())
+    scoring = [j for j in jobs if j.name == "score_benchmark"]
+    assert len(scoring) == len(config["models"]) * len(config["benchmarks"]) == 13 * 6
+    gres = {}
+    for job in scoring:
+        args = shlex.split(sbatch_args(job))
+        assert args[args.index("-p") + 1] == "YOUR_GPU_PARTITION", args
+        gres[job.resources["gres"]] = gres.get(job.resources["gres"], 0) + 1
+        assert f"--gres={job.resources['gres']}" in args, args
+    # one GPU each, but four for the 70B base and fine-tune and two for Mixtral (models.<name>.eval_gpus)
+    assert gres == {"gpu:1": 10 * 6, "gpu:4": 2 * 6, "gpu:2": 1 * 6}
+    # metrics: CPU jobs, batched into few submissions
+    per_group = int(next(str(c) for c in yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())["group-components"]
+                         if str(c).startswith("metrics=")).split("=")[1])
+    assert len(re.findall(r"Group job metrics", out)) == -(-78 // per_group)
