@@ -2,18 +2,19 @@
 import torch
 
 from alpha import evaluation, grounded, io
+from alpha.scoring import load_model
 
 smk = snakemake  # noqa: F821  (injected by Snakemake)
 io.setup_logging(smk.log[0])
 torch.set_num_threads(smk.threads)
 spec = smk.params.spec
 items = grounded.test_items(evaluation.read_items(smk.input.prepared), spec["max_items"])
-model, tokenizer = evaluation.load_model(spec["model_dir"])
+model, tokenizer = load_model(spec["model_dir"])
 answers = grounded.answer_questions(model, tokenizer, [i["eval_question"] for i in items], template=spec["chat_template"],
                                     max_new_tokens=int(spec["max_new_tokens"]), seed=int(spec["seed"]))
 del model
 if spec["judge_dir"]:
-    judge = grounded.LocalJudge(*evaluation.load_model(spec["judge_dir"]), template=spec["judge_template"],
+    judge = grounded.LocalJudge(*load_model(spec["judge_dir"]), template=spec["judge_template"],
                                 name=spec["judge_name"])
 else:
     judge = grounded.EndpointJudge(spec["judge_url"], spec["judge_model_name"], spec["judge_api_key_env"])

@@ -286,31 +286,13 @@ def read_items(path: str | os.PathLike) -> list[dict]:
 
 # ------------------------------------------------------------------------------------------- score
 
-def load_model(model_dir: str, device: str | None = None):
-    """(model, tokenizer) for scoring: bf16 on a bf16-capable GPU, float32 on CPU; pad = eos if unset."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = torch.bfloat16 if device == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    if device == "cuda" and torch.cuda.device_count() > 1:  # a model too large for one GPU: layers spread out
-        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, device_map="auto")
-    else:
-        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(device)
-    log.info("loaded %s (%s, %s)", model_dir, dtype, getattr(model, "hf_device_map", device))
-    return model.eval(), tokenizer
-
-
 def score(model_dir: str, items_path: str | os.PathLike, out: str | os.PathLike, *, task: TaskSpec,
           chat_template: str | None = None, batch_size: int = 16, max_tokens_per_batch: int | None = None,
           on_too_long: str = "raise", metadata: Mapping[str, str] | None = None) -> dict:
     """Score every prepared item of one benchmark with one model; per-item results as Parquet."""
     import pyarrow.parquet as pq
 
-    from alpha.scoring import score_items, write_results
+    from alpha.scoring import load_model, score_items, write_results
 
     table = pq.read_table(items_path, columns=["item_id", "prompt", "labels"])
     items = table.to_pylist()

@@ -87,6 +87,7 @@ __all__ = [
     "LabelResolver",
     "answer_form",
     "chat_prompt",
+    "load_model",
     "plan_batches",
     "ScoredItem",
     "score_items",
@@ -215,6 +216,24 @@ def chat_prompt(tokenizer, prompt: str, template: str | None = None, system: str
 
     messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
     return render(tokenizer, messages, template_for(template, tokenizer), add_generation_prompt=True)
+
+
+def load_model(model_dir: str, device: str | None = None):
+    """(model, tokenizer) for scoring: bf16 on a bf16-capable GPU, float32 on CPU; pad = eos if unset."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = torch.bfloat16 if device == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if device == "cuda" and torch.cuda.device_count() > 1:  # a model too large for one GPU: layers spread out
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, device_map="auto")
+    else:
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(device)
+    log.info("loaded %s (%s, %s)", model_dir, dtype, getattr(model, "hf_device_map", device))
+    return model.eval(), tokenizer
 
 
 def plan_batches(lengths: Sequence[int], batch_size: int, max_tokens_per_batch: int | None = None) -> list[list[int]]:

@@ -60,15 +60,12 @@ class Scorer:
 
     def __init__(self, model_dir: str, chat_template: str | None, batch_size: int, device: str | None = None):
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from alpha.scoring import load_model
 
         self.torch = torch
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        dtype = torch.bfloat16 if self.device == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
-        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        if self.tokenizer.pad_token_id is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(self.device).eval()
+        self.model, self.tokenizer = load_model(model_dir, device)
+        self.device = next(self.model.parameters()).device
         self.template = chat.template_for(chat_template, self.tokenizer)
         self.batch_size = batch_size
 

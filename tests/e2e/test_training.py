@@ -169,7 +169,7 @@ def test_registry_recipe_overrides_train_an_ablation_on_its_own_shard_set(demo_r
                                           "recipe_overrides": {"shard_set": "ablation-TAG"}}
     changed = tmp_path / "changed.yaml"
     changed.write_text(yaml.safe_dump(config, sort_keys=False))
-    out = snakemake(demo_run, "-n", "-p", "--configfile", str(changed), "results/train/alpha-tiny-tag/model").stdout
+    out = snakemake(demo_run, "results/train/alpha-tiny-tag/model", "-n", "-p", "--configfile", str(changed)).stdout
     assert "--set shard_set=ablation-TAG" in out and "--shards results/shards/ablation-TAG" in out
     # with a second ablation fine-tune of the same base, the ablation table gains its row
     out = snakemake(demo_run, "-n", "--quiet", "rules", "--configfile", str(changed)).stdout
