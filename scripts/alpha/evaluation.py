@@ -325,6 +325,7 @@ def metric_frame(task: TaskSpec, items: Sequence[Mapping[str, Any]], scores: pd.
     missing = [item["item_id"] for item in items if item["item_id"] not in by_id]
     if missing:
         raise ValueError(f"{len(missing)} items have no scores (first: {missing[:3]}): scores are stale; rerun scoring")
+    renamed_to = set(task.columns.values())
     rows = []
     for item in items:
         scored = by_id[item["item_id"]]
@@ -340,7 +341,9 @@ def metric_frame(task: TaskSpec, items: Sequence[Mapping[str, Any]], scores: pd.
         else:
             lp = list(scored.logprobs)
             probs = _renormalised([lp[labels.index(u)] for u in used])
-        row = {task.columns.get(k, k): v for k, v in item.items()}
+        # a renamed field replaces any field already called so (OpinionQA: question_id -> question, not the text)
+        row = {k: v for k, v in item.items() if k not in renamed_to}
+        row.update({new: item[old] for old, new in task.columns.items() if old in item})
         row["model_probs"] = probs
         for label, column in task.label_columns.items():
             row[column] = probs[used.index(label)] if label in used else math.nan
@@ -372,9 +375,14 @@ def evaluate(task: TaskSpec, variant: str, items_path: str | os.PathLike, scores
     results = []
     for spec in task.metrics:
         rows = select(frame, spec.where)
-        if rows.empty:
-            raise ValueError(f"{benchmark}: no items for column {spec.column!r} (where {spec.where})")
-        result = get_metric(spec.metric, variant)(rows.reset_index(drop=True), **spec.params)
+        metric = get_metric(spec.metric, variant)
+        if rows.empty:  # e.g. Table 2 without a wave fielded March-August 2023: an empty cell, said in the log
+            log.warning("%s / %s: no items match %s: %s is left empty", model, benchmark, spec.where, spec.column)
+            results.append({"column": spec.column, "where": spec.where, "name": spec.metric, "family": metric.family,
+                            "variant": variant, "value": None, "n_items": 0, "n_excluded": 0,
+                            "excluded": {}, "per_group": {}, "details": {"no_items": True}})
+            continue
+        result = metric(rows.reset_index(drop=True), **spec.params)
         log.info("%s / %s: %s = %.6f over %d items (excluded %s)", model, benchmark, spec.column, result.value,
                  result.n_items, result.excluded or "none")
         results.append({"column": spec.column, "where": spec.where, **result.as_row(), "excluded": result.excluded,

@@ -80,6 +80,7 @@ def register_metric(name: str, variant: str = "reference", family: str | None = 
         def wrapper(*args, **kwargs) -> MetricResult:
             return MetricResult(name=name, family=family or name, variant=variant, **fn(*args, **kwargs))
 
+        wrapper.family, wrapper.variant = family or name, variant
         variants[variant] = wrapper
         return wrapper
 

@@ -162,7 +162,7 @@ def test_metric_frame_renormalises_over_the_labels_the_metric_uses():
     frame = ev.metric_frame(task, items, scores)
     # q1: the refusal option C (0.5) is dropped, A/B renormalised: 0.2/0.5, 0.3/0.5
     assert frame.loc[0, "model_probs"] == pytest.approx([0.4, 0.6]) and frame.loc[0, "p_b"] == pytest.approx(0.6)
-    assert frame.loc[0, "question"] == "Q1" and "question_id" not in frame.columns
+    assert frame.loc[0, "question"] == "Q1"  # the metric keys questions by their id
     # q2 was skipped by the scorer (prompt too long): NaN, which the metrics exclude and count
     assert all(math.isnan(x) for x in frame.loc[1, "model_probs"])
     with pytest.raises(ValueError, match="no scores"):
@@ -267,3 +267,24 @@ def test_table_figure_is_drawn_and_deterministic(tmp_path):
     plot_table(sidecar, tmp_path / "two.png")
     assert (tmp_path / "one.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "one.png").read_bytes() == (tmp_path / "two.png").read_bytes()
+
+
+def test_renamed_fields_replace_same_named_ones_and_an_empty_selection_leaves_an_empty_cell(tmp_path):
+    items = [{"item_id": "q1", "question_id": "Q1", "question": "the text", "context": "default", "table2": False,
+              "labels": ["A", "B"], "ordinal_labels": ["A", "B"], "ordinals": [1.0, 2.0], "human_probs": [0.5, 0.5]}]
+    task = ev.load_task("opinionqa_xl")
+    scores = pd.DataFrame({"item_id": ["q1"], "options": [["A", "B"]], "logprobs": [[math.log(0.5)] * 2]})
+    frame = ev.metric_frame(task, items, scores)
+    assert frame.loc[0, "question"] == "Q1"  # the id, whatever the item's key order
+    import pyarrow as pa
+
+    ev._write_parquet(pa.Table.from_pydict({"item_id": ["q1"], "question_id": ["Q1"], "prompt": ["p"],
+                                            "labels": [["A", "B"]], "item": [ev.item_json(items[0])]},
+                                           schema=ev.ITEMS_SCHEMA), tmp_path / "items.parquet")
+    write_scores(tmp_path / "scores.parquet", {"q1": [0.5, 0.5]}, ["A", "B"])
+    result = ev.evaluate(task, "reference", tmp_path / "items.parquet", tmp_path / "scores.parquet", "xl", "m")
+    by_column = {m["column"]: m for m in result["metrics"]}
+    assert by_column["OpinionQA-XL Representativeness"]["value"] == pytest.approx(1.0)  # identical distributions
+    # no wave in the Table 2 window: the cell is empty, not a failed job
+    assert by_column["Opinion Alignment"]["value"] is None and by_column["Opinion Alignment"]["n_items"] == 0
+    assert by_column["Opinion Alignment"]["family"] == "ordinal_wd"
