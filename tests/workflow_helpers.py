@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,3 +101,52 @@ def profile_without_conda(src: Path, dest: Path, **overrides) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     (dest / "config.yaml").write_text(yaml.safe_dump(profile))
     return dest
+
+
+# The only keys in which the test profile differs from profiles/slurm/config.yaml: the local
+# cluster's account and partition, and quicker status checks for jobs that take seconds.
+LOCAL_ACCOUNT, LOCAL_PARTITION = "alpha", "debug"
+
+
+def slurm_profile(dest: Path) -> Path:
+    import yaml
+
+    profile = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
+    profile["default-resources"]["slurm_account"] = LOCAL_ACCOUNT
+    profile["default-resources"]["slurm_partition"] = LOCAL_PARTITION
+    for resources in profile.get("set-resources", {}).values():  # GPU rules: the local CPU partition
+        resources["slurm_partition"] = LOCAL_PARTITION
+    profile["slurm-init-seconds-before-status-checks"] = 2
+    profile["seconds-between-status-checks"] = 2
+    dest.mkdir(parents=True)
+    (dest / "config.yaml").write_text(yaml.safe_dump(profile))
+    return dest
+
+
+class BackgroundRun:
+    """Snakemake running in the background; output goes to files (a pipe nobody reads would block it)."""
+
+    def __init__(self, workdir: Path, *args: str):
+        self.workdir, self.args, self.started = workdir, args, time.time()
+        self.out, self.err = workdir / "snakemake.stdout", workdir / "snakemake.stderr"
+        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+        env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
+        with open(self.out, "w") as out, open(self.err, "w") as err:
+            self.proc = subprocess.Popen([SNAKEMAKE, *args], cwd=workdir, env=env, stdout=out, stderr=err,
+                                         stdin=subprocess.DEVNULL, text=True)
+
+    def wait(self, timeout: int) -> tuple[Path, subprocess.CompletedProcess, float]:
+        try:
+            code = self.proc.wait(timeout=max(1, int(self.started + timeout - time.time())))
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise AssertionError(f"snakemake {' '.join(self.args)} ran past {timeout} s")
+        done = subprocess.CompletedProcess(self.proc.args, code, self.out.read_text(), self.err.read_text())
+        if code != 0:
+            raise AssertionError(f"snakemake {' '.join(self.args)} failed ({code}):\n{done.stdout[-4000:]}\n{done.stderr[-8000:]}")
+        return self.workdir, done, self.started
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()

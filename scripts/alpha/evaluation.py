@@ -217,8 +217,6 @@ def prepare(task: TaskSpec, path: str | os.PathLike, overrides: Mapping[str, Any
             items_out: str | os.PathLike, quarantine_out: str | os.PathLike, report_out: str | os.PathLike,
             benchmark: str | None = None) -> dict:
     """Run the task's loader on ``path`` and write items, quarantine (JSON Lines) and the report."""
-    import pyarrow.parquet as pq
-
     options = loader_options(task, overrides, variant)
     log.info("loading %s with loader %s from %s (options %s)", benchmark or task.name, task.loader, path, sorted(options))
     result = get_loader(task.loader)(path, **options)
