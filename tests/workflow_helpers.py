@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-WORKFLOW_PARTS = ("Snakefile", "rules", "scripts", "envs", "config", "profiles")
+WORKFLOW_PARTS = ("Snakefile", "rules", "scripts", "envs", "config", "profiles", "report")
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 
 

@@ -122,7 +122,7 @@ MODELS = {"build_tiny_model": 1, "train_model": 2, "merge_lora": 1, **EVAL, **BE
 
 def _dry_run_counts(workdir, config, tmp_path):
     changed = tmp_path / "changed.yaml"
-    changed.write_text(yaml.safe_dump(config))
+    changed.write_text(yaml.safe_dump(config, sort_keys=False))
     out = snakemake(workdir, "-n", "--quiet", "rules", "--configfile", str(changed))
     return {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)\s*$", out.stdout, flags=re.M)}
 

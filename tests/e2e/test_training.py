@@ -148,7 +148,7 @@ def test_eval_setting_reruns_only_the_evaluation(demo_run, tmp_path):
     config = yaml.safe_load((demo_run / "config/config.yaml").read_text())
     config["train_eval"]["max_per_task"] = 10
     changed = tmp_path / "changed.yaml"
-    changed.write_text(yaml.safe_dump(config))
+    changed.write_text(yaml.safe_dump(config, sort_keys=False))
     assert jobs_in_dry_run(demo_run, "--configfile", str(changed)) == {"eval_train_tasks", "train_tasks_table"}
 
 
@@ -156,7 +156,7 @@ def test_train_geometry_change_reruns_training_not_the_data(demo_run, tmp_path):
     config = yaml.safe_load((demo_run / "config/config.yaml").read_text())
     config["train"]["procs_per_node"] = 1
     changed = tmp_path / "changed.yaml"
-    changed.write_text(yaml.safe_dump(config))
+    changed.write_text(yaml.safe_dump(config, sort_keys=False))
     assert jobs_in_dry_run(demo_run, "--configfile", str(changed)) == {
         "train_model", "merge_lora", "eval_train_tasks", "train_tasks_table",
         "score_benchmark", "benchmark_metrics", "table1", "table2", "plot_table1", "ablation_table",

@@ -84,7 +84,7 @@ def test_census_parameter_change_reruns_only_downstream(demo_run, tmp_path):
     config = yaml.safe_load((demo_run / "config/config.yaml").read_text())
     config["census"]["include_puerto_rico"] = not config["census"]["include_puerto_rico"]
     changed = tmp_path / "changed.yaml"
-    changed.write_text(yaml.safe_dump(config))
+    changed.write_text(yaml.safe_dump(config, sort_keys=False))
     # segments feed the figures and the tasks; embeddings, keywords, pairs and splits do not read them.
     # New samples change the shards, hence the tiny model's corpus, the training and the evaluation.
     assert jobs_in_dry_run(demo_run, "--configfile", str(changed)) == {
@@ -98,7 +98,7 @@ def test_cleaning_parameter_change_reruns_ingestion(demo_run, tmp_path):
     config = yaml.safe_load((demo_run / "config/config.yaml").read_text())
     config["ads"]["cleaning"]["min_words"] += 1
     changed = tmp_path / "changed.yaml"
-    changed.write_text(yaml.safe_dump(config))
+    changed.write_text(yaml.safe_dump(config, sort_keys=False))
     jobs = jobs_in_dry_run(demo_run, "--configfile", str(changed))
     assert {"ingest_dump", "merge_ads", "normalise_census", "delivery_figures"} <= jobs
 
@@ -131,7 +131,7 @@ def test_config_errors_stop_before_any_job(tmp_path, edit, message):
     workdir = copy_workflow(tmp_path / "wf")
     config = yaml.safe_load((workdir / "config/config.yaml").read_text())
     edit(config)
-    (workdir / "config/config.yaml").write_text(yaml.safe_dump(config))
+    (workdir / "config/config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     proc = snakemake(workdir, "all", check=False)
     assert proc.returncode != 0
     assert message in proc.stdout + proc.stderr

@@ -68,7 +68,7 @@ def test_killed_job_reruns_only_the_unfinished_part(slurm_cluster, tmp_path):
     snakemake(workdir, "--profile", str(profile), "results/ads/ads.parquet", timeout=900)
     settings = yaml.safe_load((workdir / "config/config.yaml").read_text())
     settings["census"]["batch_rows"] = 100  # smaller batches: the census job runs long enough to be cancelled
-    (workdir / "slow_census.yaml").write_text(yaml.safe_dump(settings))
+    (workdir / "slow_census.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
     config = ["--configfile", "slow_census.yaml"]
     env = dict(os.environ, PATH=f"{Path(SNAKEMAKE).parent}:{os.environ['PATH']}")
 
