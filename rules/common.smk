@@ -79,7 +79,8 @@ def _check_shard_sets():
     for set_name, spec in SHARD_SETS.items():
         for key in spec["caps"]:
             if key not in TASK_FAMILIES + TASK_NAMES:
-                problems.append(f"shards.sets.{set_name}.caps.{key}: not a task or family ({', '.join(TASK_FAMILIES + TASK_NAMES)})")
+                known = ", ".join((*TASK_FAMILIES, *TASK_NAMES))
+                problems.append(f"shards.sets.{set_name}.caps.{key}: not a task or family ({known})")
         for entry in spec.get("external", []):
             if entry["name"] not in EXTERNAL_SETS:
                 problems.append(f"shards.sets.{set_name}.external: {entry['name']!r} is not defined under shards.external")
@@ -233,10 +234,10 @@ def recipe_override_args(model):
     import yaml
 
     overrides = MODELS[model].get("recipe_overrides", {})
-    return " ".join(
-        f"--set {shlex.quote(k + '=' + yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip())}"
-        for k, v in sorted(overrides.items())
-    )
+    def as_yaml(value):
+        return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+
+    return " ".join(f"--set {shlex.quote(f'{k}={as_yaml(v)}')}" for k, v in sorted(overrides.items()))
 
 
 def base_model_path(model):
@@ -400,7 +401,7 @@ def _benchmark_files(name):
 
 
 def _is_demo_benchmark(path):
-    return path == DEMO_BENCHMARKS or path.startswith(DEMO_BENCHMARKS + "/")
+    return path == DEMO_BENCHMARKS or path.startswith(f"{DEMO_BENCHMARKS}/")
 
 
 _require_files(

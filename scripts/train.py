@@ -41,6 +41,7 @@ def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     train.run(recipe_path=args.recipe, base_model=args.base, chat_template=args.chat_template, shards=args.shards,
               output=args.output, checkpoints=args.checkpoints, metrics=args.metrics, overrides=overrides)
+    train.shutdown()
 
 
 if __name__ == "__main__":

@@ -309,6 +309,17 @@ def run(*, recipe_path: str, base_model: str, chat_template: str | None, shards:
     return summary
 
 
+def shutdown() -> None:
+    """Leave the process group together: a rank that exits while another still writes the weights
+    tears gloo down under it ("terminate called without an active exception", SIGABRT), and torchrun
+    then fails a run that succeeded (seen when two trainings shared the machine)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def merge_lora(base_model: str, adapter: str, output: str) -> dict:
     """Fold a LoRA adapter into its base weights (run in its own process, after training)."""
     from peft import PeftModel
