@@ -169,3 +169,37 @@ def correlate(pairs: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> dict:
             boots.append(value)
     ci = [float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))] if boots else [None, None]
     return {"pearson_r": r, "spearman_rho": rho, "n_pairs": n, "ci95": ci, "n_boot": len(boots), "seed": seed}
+
+
+# ----------------------------------------------------------------------------------------- surveys
+
+def _short_group(key: str) -> str:
+    """"CREGION=Northeast" -> "Northeast"; "AGE=18-29&GENDER=Female" -> "Female 18-29"."""
+    parts = dict(part.split("=", 1) for part in key.split("&"))
+    if set(parts) == {"AGE", "GENDER"}:
+        return f"{parts['GENDER']} {parts['AGE']}"
+    return "&".join(parts.values())
+
+
+def survey_questions(sav_files: Iterable[str], kind: str, encoding: str | None = None) -> list[tuple[list[float], dict]]:
+    """Per survey question of raw Pew ATP waves, ``(ordinals, {group: weighted distribution})`` for the
+    four census regions (``kind="region"``) or the eight age x gender groups (``kind="age_gender"``);
+    groups nobody in the wave answered are left out of that question."""
+    from alpha.benchmarks import atp
+
+    if kind == "region":
+        rules, cross, prefix = {"CREGION": atp.XL_ATTRIBUTES["CREGION"]}, (), "CREGION="
+    elif kind == "age_gender":
+        rules, cross, prefix = {"AGE": atp.XL_ATTRIBUTES["AGE"], "GENDER": atp.XL_ATTRIBUTES["GENDER"]}, (("AGE", "GENDER"),), "AGE="
+    else:
+        raise ValueError(f"kind must be 'region' or 'age_gender', not {kind!r}")
+    out = []
+    for path in sav_files:
+        df, meta = atp.read_wave(path, encoding=encoding)
+        build = atp.build_wave(df, meta, f"W{atp.wave_of(path, df.columns)}", atp.wave_of(path, df.columns),
+                               attributes=rules, cross=cross)
+        for q in build.questions:
+            dists = {_short_group(k): d.probs.tolist() for k, d in q["human"].items()
+                     if k.startswith(prefix) and (kind == "region" or "&" in k) and not np.isnan(d.probs).any()}
+            out.append((list(q["ordinals"]), dists))
+    return out

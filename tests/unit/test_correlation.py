@@ -82,3 +82,32 @@ def test_correlation_with_bootstrap_ci_and_a_collapse_when_labels_are_shuffled()
     assert abs(float(np.mean(shuffled))) < 0.2  # labels shuffled: the relationship is gone on average
     tiny = corr.correlate(pairs.head(2), n_boot=10)
     assert math.isnan(tiny["pearson_r"]) and tiny["ci95"] == [None, None]
+
+
+def test_survey_questions_give_weighted_distributions_per_region_and_age_gender_group(tmp_path):
+    from alpha.benchmarks.atp import XL_ATTRIBUTES, assign_groups, build_wave, read_wave
+    from alpha.benchmarks.demo_surveys import write_demo_atp
+
+    write_demo_atp(tmp_path, seed=3)
+    files = sorted(str(p) for p in tmp_path.glob("*.sav"))
+    regions = corr.survey_questions(files, "region")
+    cross = corr.survey_questions(files, "age_gender")
+    assert len(regions) == len(cross) > 10
+    assert {g for _, d in regions for g in d} == {"Northeast", "Midwest", "South", "West"}
+    assert {g for _, d in cross for g in d} == {f"{s} {a}" for s in ("Male", "Female") for a in corr.PEW_AGES}
+    # a crossed group's distribution is the one of the respondents in both groups, weighted
+    df, meta = read_wave(files[0])
+    build = build_wave(df, meta, "W", None, attributes={k: XL_ATTRIBUTES[k] for k in ("AGE", "GENDER")},
+                       cross=(("AGE", "GENDER"),))
+    q = build.questions[0]
+    masks, *_ = assign_groups(df, meta, {k: XL_ATTRIBUTES[k] for k in ("AGE", "GENDER")})
+    both = masks["AGE=30-49"] & masks["GENDER=Female"]
+    assert build.groups["AGE=30-49&GENDER=Female"] == int(both.sum()) > 0
+    from alpha.metrics import human_distribution
+
+    answers = df[q["key"]].to_numpy(dtype=float)
+    weights = df[[c for c in df.columns if c.startswith("WEIGHT_W")][0]].to_numpy(dtype=float)
+    expected = human_distribution(answers[both], q["codes"], q["n_ordinal"], weights[both]).probs
+    assert q["human"]["AGE=30-49&GENDER=Female"].probs == pytest.approx(expected)
+    with pytest.raises(ValueError, match="kind"):
+        corr.survey_questions(files, "state")

@@ -402,11 +402,12 @@ def build_wave(df: pd.DataFrame, meta, survey: str, wave: int | None = None,
                ordinal_overrides: Mapping[str, Sequence[float]] | None = None, weight: str | None = None,
                weighted: bool = True, refusal_codes: Iterable[float] = REFUSAL_CODES, short_words: int = SHORT_WORDS,
                max_options: int = MAX_OPTIONS, non_item: Sequence[str] = NON_ITEM_COLUMNS,
-               strip_name_prefix: bool = True) -> WaveBuild:
+               strip_name_prefix: bool = True, cross: Sequence[tuple[str, str]] = ()) -> WaveBuild:
     """Questions of one raw wave (module docstring). Each question: ``key, question, references``
     (option labels, substantive then refusal-type), ``codes`` (same order), ``ordinals``,
     ``n_ordinal``, ``human`` ({"Overall" | "ATTR=group": HumanDistribution}), ``unweighted``
-    (Overall, unweighted, for the compat variant)."""
+    (Overall, unweighted, for the compat variant). ``cross``: attribute pairs whose groups are also
+    crossed, e.g. ("AGE", "GENDER") adds "AGE=18-29&GENDER=Female" and the like."""
     weight = weight or oqa.weight_column(df.columns, wave)
     if weight is not None and weight not in df.columns:
         raise KeyError(f"{survey}: weight column {weight!r} not in the file")
@@ -421,6 +422,10 @@ def build_wave(df: pd.DataFrame, meta, survey: str, wave: int | None = None,
         weights = None
     use_w = weights if weighted else None
     masks, unmapped, missing_attrs, used = assign_groups(df, meta, attributes)
+    for first, second in cross:
+        for ka, ma in [(k, m) for k, m in masks.items() if k.startswith(f"{first}=") and "&" not in k]:
+            for kb, mb in [(k, m) for k, m in masks.items() if k.startswith(f"{second}=") and "&" not in k]:
+                masks[f"{ka}&{kb}"] = ma & mb
     refusal_codes = {float(c) for c in refusal_codes}
     labels_of = meta.column_names_to_labels or {}
     wanted = None if keys is None else list(dict.fromkeys(keys))
