@@ -20,6 +20,7 @@ include: "rules/tasks.smk"
 include: "rules/models.smk"
 include: "rules/train_eval.smk"
 include: "rules/eval.smk"
+include: "rules/correlation.smk"
 
 
 rule all:

@@ -412,6 +412,8 @@ _require_files(
         if not _is_demo_benchmark(path)
     }
 )
+if config["correlation"]["enabled"] and not _is_demo_benchmark(config["correlation"]["atp_waves"]):
+    _require_files({"correlation.atp_waves": config["correlation"]["atp_waves"]})
 
 
 def get_benchmark_inputs(wildcards):
@@ -573,8 +575,19 @@ def get_grounded_params(wildcards):
     }
 
 
+def get_correlation_waves(wildcards):
+    path = config["correlation"]["atp_waves"]
+    return DEMO_BENCHMARKS if _is_demo_benchmark(path) else path
+
+
+def get_correlation_outputs():
+    if not config["correlation"]["enabled"]:
+        return []
+    return ["results/correlation/summary.json", "results/figures/correlation"]
+
+
 def get_table_outputs():
-    outputs = []
+    outputs = get_correlation_outputs()
     if GROUNDED["enabled"]:
         outputs.append("results/culturebank_grounded.csv")
     if BENCHMARKS and ablation_rows():

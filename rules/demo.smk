@@ -37,7 +37,8 @@ rule demo_inputs:
 # with field dates, GSS .dta, GlobalOpinionQA / CultureBank / CultureNLI files), small and planted.
 rule demo_benchmarks:
     input:
-        code=[workflow.source_path(f"../scripts/alpha/benchmarks/{m}.py") for m in ("demo", "demo_surveys")],
+        code=[workflow.source_path(f"../scripts/alpha/benchmarks/{m}.py") for m in ("demo", "demo_surveys")]
+        + [workflow.source_path(f"../scripts/alpha/{m}.py") for m in ("correlation", "demo")],
     output:
         directory(DEMO_BENCHMARKS),
     params:

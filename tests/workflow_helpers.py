@@ -81,6 +81,7 @@ def paper_standin_workflow(dest: Path, n_dumps: int = 200) -> tuple[Path, Path]:
     config["ads"]["media_verbalisation"] = standin("media_verbalisation.jsonl")
     for entry in config["shards"]["external"].values():
         entry["path"] = standin(Path(entry["path"]).name)
+    config["correlation"]["atp_waves"] = standin("pew_atp_waves")
     for name, entry in config["benchmarks"].items():
         entry["path"] = standin(f"benchmark_{name}")
         if isinstance(entry.get("options", {}).get("field_dates"), str):

@@ -203,3 +203,84 @@ def survey_questions(sav_files: Iterable[str], kind: str, encoding: str | None =
                      if k.startswith(prefix) and (kind == "region" or "&" in k) and not np.isnan(d.probs).any()}
             out.append((list(q["ordinals"]), dists))
     return out
+
+
+# ----------------------------------------------------------------------------------------- workflow steps
+
+def behaviour_matrices(segments_path: str, cell_names: Sequence[str], cell_population: Sequence[float],
+                       age_map: Mapping[str, str] = AGE_MAP, min_ads: int = 5, batch_rows: int = 50_000
+                       ) -> dict[str, pd.DataFrame]:
+    """Behavioural similarity from the segments table (ads with census_status "ok"): between states,
+    census regions and Pew age x gender groups. Memory: one rank per ad and segment (float32)."""
+    from alpha.io import iter_parquet_batches
+
+    total = float(sum(cell_population))
+    pop = {name: float(p) / total for name, p in zip(cell_names, cell_population)}
+    state_lists, cells = [], []
+    columns = ["census_status", "state_ranked", "age_gender_ranked", "age_gender_index_ranked"]
+    for batch in iter_parquet_batches(segments_path, batch_rows, columns=columns):
+        for row in batch.to_pylist():
+            if row["census_status"] != "ok":
+                continue
+            state_lists.append(row["state_ranked"])
+            cells.append((row["age_gender_ranked"], row["age_gender_index_ranked"]))
+    states = behavioural_similarity(rank_matrix(state_lists).astype(np.float32), min_ads)
+    groups = behavioural_similarity(pew_age_gender_ranks(cells, pop, age_map).astype(np.float32), min_ads)
+    return {"states": states, "regions": aggregate_pairs(states, STATE_REGION), "age_gender": groups,
+            "n_ads": pd.DataFrame({"ads": [len(state_lists)]})}
+
+
+def summarise(behaviour: Mapping[str, pd.DataFrame], opinion: Mapping[str, pd.DataFrame], n_boot: int, seed: int) -> dict:
+    """summary.json: per grouping (regions, age_gender) the correlation across pairs, and the pairs."""
+    out = {}
+    for kind in ("regions", "age_gender"):
+        pairs = pair_table(behaviour[kind], opinion[kind])
+        out[kind] = {**correlate(pairs, n_boot=n_boot, seed=seed), "groups": sorted(behaviour[kind].index),
+                     "pairs": pairs.to_dict(orient="records")}
+    return out
+
+
+def planted_lean() -> dict[str, float]:
+    """The embedded default's survey lean per group (alpha.benchmarks.demo_surveys.LEAN_GROUPS), derived
+    from the demo ads' planted audiences, so that groups that behave alike on the ads answer alike.
+
+    Each group's profile is its mean log interest multiplier per ad topic (alpha.demo.TOPICS: a region
+    averages its states' multipliers, 0.3 for a topic's "anti" states; an age x gender group averages
+    its Meta brackets' age multipliers times the topic's male multiplier for men); the lean is the
+    first principal component of the profiles within each family (regions, age x gender), scaled so
+    the largest magnitude is 0.8."""
+    from alpha.demo import AGES, TOPICS
+
+    def pc1(profiles: dict[str, np.ndarray]) -> dict[str, float]:
+        names = sorted(profiles)
+        x = np.array([profiles[n] for n in names])
+        x = x - x.mean(axis=0)
+        u, s, _ = np.linalg.svd(x, full_matrices=False)
+        score = u[:, 0] * s[0]
+        score = score * (0.8 / np.abs(score).max()) * (1 if score[0] >= 0 else -1)  # sign fixed: deterministic
+        return {n: round(float(v), 3) for n, v in zip(names, score)}
+
+    def state_multiplier(topic, state):
+        listed = dict(topic.states)
+        return listed.get(state, 0.3 if state in topic.anti else 1.0)
+
+    regions = {r: np.array([np.mean([np.log(state_multiplier(t, s)) for s in states]) for t in TOPICS])
+               for r, states in CENSUS_REGIONS.items()}
+    groups = {}
+    for sex in ("Male", "Female"):
+        for pew in PEW_AGES:
+            brackets = [a for a in AGES if AGE_MAP.get(a) == pew]
+            groups[f"{sex} {pew}"] = np.array([
+                np.mean([np.log(t.ages.get(a, 1.0) * (t.male if sex == "Male" else 1.0)) for a in brackets])
+                for t in TOPICS])
+    return {**pc1(regions), **pc1(groups)}
+
+
+def opinion_matrices(sav_files: Sequence[str], encoding: str | None = None) -> dict[str, pd.DataFrame]:
+    """Opinion similarity between census regions and between age x gender groups from raw ATP waves,
+    and the number of questions behind each pair."""
+    regions, n_regions = opinion_similarity(survey_questions(sav_files, "region", encoding), sorted(CENSUS_REGIONS))
+    groups = [f"{s} {a}" for s in ("Female", "Male") for a in PEW_AGES]
+    age_gender, n_age_gender = opinion_similarity(survey_questions(sav_files, "age_gender", encoding), groups)
+    return {"regions": regions, "age_gender": age_gender, "questions_regions": n_regions,
+            "questions_age_gender": n_age_gender}

@@ -107,7 +107,7 @@ def test_html_report_holds_the_tables_and_figures(demo_run, tmp_path):
     report = tmp_path / "report.html"
     snakemake(demo_run, "--report", str(report), timeout=600)
     html = report.read_text(encoding="utf-8", errors="replace")
-    for name in ("table1.csv", "table2.csv", "table1.png", "train_tasks.csv"):
+    for name in ("table1.csv", "table2.csv", "table1.png", "train_tasks.csv", "summary.json", "scatter.png"):
         assert name in html, name
     # the table caption is rendered from the config: the variants in use are stated in the report
     assert "globalopinionqa - compat" in html and "gss - reference" in html

@@ -54,7 +54,8 @@ def test_jobs_really_went_through_slurm(slurm_run):
     logs = list((workdir / "results/logs/slurm").rglob("*.log"))
     log_dirs = {p.relative_to(workdir / "results/logs/slurm").parts[0] for p in logs}
     expected = {"rule_demo_inputs", "rule_merge_ads", "rule_normalise_census", "rule_delivery_figures",
-                "rule_train_model", "rule_eval_train_tasks", "rule_prepare_benchmark", "rule_score_benchmark"}
+                "rule_train_model", "rule_eval_train_tasks", "rule_prepare_benchmark", "rule_score_benchmark",
+                "rule_correlation_summary"}
     assert expected <= log_dirs, log_dirs  # per-job Slurm logs, one folder per rule or job group
     assert any(d.startswith("group_ingest") for d in log_dirs), log_dirs
     assert any(d.startswith("group_metrics") for d in log_dirs), log_dirs

@@ -111,3 +111,14 @@ def test_survey_questions_give_weighted_distributions_per_region_and_age_gender_
     assert q["human"]["AGE=30-49&GENDER=Female"].probs == pytest.approx(expected)
     with pytest.raises(ValueError, match="kind"):
         corr.survey_questions(files, "state")
+
+
+def test_planted_lean_covers_the_demo_survey_groups_and_follows_the_ad_topics():
+    from alpha.benchmarks.demo_surveys import LEAN_GROUPS
+
+    lean = corr.planted_lean()
+    assert set(lean) == set(LEAN_GROUPS) and lean == corr.planted_lean()
+    assert max(abs(v) for v in lean.values()) == pytest.approx(0.8) and all(-1 <= v <= 1 for v in lean.values())
+    # the demo topics target ages far more than genders: same-age groups lean alike, the old and the young apart
+    assert abs(lean["Male 65+"] - lean["Female 65+"]) < 0.1
+    assert abs(lean["Male 65+"] - lean["Male 18-29"]) > 1.0
