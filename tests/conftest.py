@@ -67,5 +67,5 @@ def demo_run(tmp_path_factory, request) -> Path:
         except (pytest.skip.Exception, pytest.fail.Exception):
             pass  # the Slurm tests report it themselves (the fixture's outcome is cached for them)
     workdir = copy_workflow(tmp_path_factory.mktemp("demo_run"))
-    snakemake(workdir, "all")
+    snakemake(workdir, "all", timeout=2400)  # beside the Slurm run, the two share the machine's two cores
     return workdir
