@@ -59,7 +59,6 @@ ITEMS_SCHEMA = pa.schema([
     ("labels", pa.list_(pa.string())),
     ("item", pa.string()),  # the loader's whole item dict as JSON (NaN kept as NaN)
 ])
-PARQUET_OPTIONS = dict(compression="zstd", use_dictionary=True, write_statistics=False)
 
 
 class TaskSpecError(ValueError):
@@ -217,6 +216,8 @@ def prepare(task: TaskSpec, path: str | os.PathLike, overrides: Mapping[str, Any
             items_out: str | os.PathLike, quarantine_out: str | os.PathLike, report_out: str | os.PathLike,
             benchmark: str | None = None) -> dict:
     """Run the task's loader on ``path`` and write items, quarantine (JSON Lines) and the report."""
+    from alpha.scoring import write_results
+
     options = loader_options(task, overrides, variant)
     log.info("loading %s with loader %s from %s (options %s)", benchmark or task.name, task.loader, path, sorted(options))
     result = get_loader(task.loader)(path, **options)
@@ -240,7 +241,7 @@ def prepare(task: TaskSpec, path: str | os.PathLike, overrides: Mapping[str, Any
         "labels": [list(item["labels"]) for item in rows],
         "item": [item_json(item) for item in rows],
     }, schema=ITEMS_SCHEMA)
-    _write_parquet(table, items_out)
+    write_results(items_out, table)  # atomic, fixed Parquet options: reruns are byte-identical
     Path(quarantine_out).parent.mkdir(parents=True, exist_ok=True)
     with open(quarantine_out, "w", encoding="utf-8") as fh:
         for q in result.quarantine:
@@ -256,23 +257,6 @@ def prepare(task: TaskSpec, path: str | os.PathLike, overrides: Mapping[str, Any
     io.write_json(report_out, finite(report))
     log.info("%d items, %d quarantined", len(rows), len(result.quarantine))
     return report
-
-
-def _write_parquet(table: pa.Table, path: str | os.PathLike) -> None:
-    import tempfile
-
-    import pyarrow.parquet as pq
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp, row_group_size=65_536, **PARQUET_OPTIONS)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_items(path: str | os.PathLike) -> list[dict]:
@@ -366,7 +350,8 @@ def evaluate(task: TaskSpec, variant: str, items_path: str | os.PathLike, scores
     import pyarrow.parquet as pq
 
     items = read_items(items_path)
-    scores = pq.read_table(scores_path).to_pandas()
+    scored = pq.read_table(scores_path)
+    scores = scored.to_pandas()
     frame = metric_frame(task, items, scores)
     if "variant" in frame.columns:  # prompt variants: the items scored for this metric variant
         frame = frame[frame["variant"] == variant]
@@ -390,7 +375,7 @@ def evaluate(task: TaskSpec, variant: str, items_path: str | os.PathLike, scores
         "model": model, "benchmark": benchmark, "task": task.name, "variant": variant,
         "items": len(items), "items_skipped_too_long": n_skipped,
         "scoring": {k.decode() if isinstance(k, bytes) else k: v.decode() if isinstance(v, bytes) else v
-                    for k, v in (pq.read_schema(scores_path).metadata or {}).items()},
+                    for k, v in (scored.schema.metadata or {}).items()},
         "metrics": results,
     })
 

@@ -175,11 +175,11 @@ def write(rows: list[dict], summary: dict, model: str, per_item_path, result_pat
     import pyarrow as pa
 
     from alpha import io
-    from alpha.evaluation import _write_parquet
+    from alpha.scoring import write_results
 
-    _write_parquet(pa.Table.from_pylist(rows, schema=pa.schema([
+    write_results(per_item_path, pa.Table.from_pylist(rows, schema=pa.schema([
         ("item_id", pa.string()), ("subset", pa.string()), ("question", pa.string()), ("answer", pa.string()),
-        ("p_yes", pa.float64()), ("note", pa.string())])), per_item_path)
+        ("p_yes", pa.float64()), ("note", pa.string())])))
     metrics = [
         {"column": SUBSET_COLUMNS[subset], "where": {"subset": subset}, "name": "culturebank_grounded",
          "family": "culturebank_grounded", "variant": "reference", "value": entry["value"], "n_items": entry["n_items"],

@@ -278,9 +278,9 @@ def test_renamed_fields_replace_same_named_ones_and_an_empty_selection_leaves_an
     assert frame.loc[0, "question"] == "Q1"  # the id, whatever the item's key order
     import pyarrow as pa
 
-    ev._write_parquet(pa.Table.from_pydict({"item_id": ["q1"], "question_id": ["Q1"], "prompt": ["p"],
+    write_results(tmp_path / "items.parquet", pa.Table.from_pydict({"item_id": ["q1"], "question_id": ["Q1"], "prompt": ["p"],
                                             "labels": [["A", "B"]], "item": [ev.item_json(items[0])]},
-                                           schema=ev.ITEMS_SCHEMA), tmp_path / "items.parquet")
+                                           schema=ev.ITEMS_SCHEMA))
     write_scores(tmp_path / "scores.parquet", {"q1": [0.5, 0.5]}, ["A", "B"])
     result = ev.evaluate(task, "reference", tmp_path / "items.parquet", tmp_path / "scores.parquet", "xl", "m")
     by_column = {m["column"]: m for m in result["metrics"]}
