@@ -96,7 +96,12 @@ rule delivery_figures:
         code=workflow.source_path("../scripts/alpha/figures.py"),
         census_code=workflow.source_path("../scripts/alpha/census.py"),
     output:
-        dir=directory("results/figures/delivery"),
+        dir=report(
+            directory("results/figures/delivery"),
+            patterns=["{name}.png"],
+            caption="../report/delivery.rst",
+            category="Ad delivery",
+        ),
     params:
         ad_ids=config["figures"]["ad_ids"],
         n_auto=config["figures"]["n_auto"],

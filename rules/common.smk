@@ -477,8 +477,9 @@ def get_score_resource(key):
 
 
 def table_models():
-    """(registry name, row label) in registry order: the tables' rows."""
-    return [(name, entry.get("label", name)) for name, entry in MODELS.items()]
+    """(registry name, row label) in registry order: the rows of Table 1 and Table 2 (models trained
+    only for the ablation, ``in_tables: false``, are left out)."""
+    return [(name, entry.get("label", name)) for name, entry in MODELS.items() if entry.get("in_tables", True)]
 
 
 def _benchmarks_with(columns):
@@ -488,7 +489,9 @@ def _benchmarks_with(columns):
 def get_table_results(columns):
     def results(wildcards):
         return expand(
-            "results/eval/{model}/{benchmark}.json", model=list(MODELS), benchmark=_benchmarks_with(columns)
+            "results/eval/{model}/{benchmark}.json",
+            model=[name for name, _ in table_models()],
+            benchmark=_benchmarks_with(columns),
         )
 
     return results
@@ -523,6 +526,20 @@ def get_ablation_results(wildcards):
 def get_ablation_params(wildcards):
     rows = ablation_rows()
     return {"models": [[n, MODELS[n].get("label", n)] for n, _ in rows], "text": {n: text for n, text in rows}}
+
+
+def _check_out_of_tables():
+    in_ablation = {name for name, _ in ablation_rows()}
+    nowhere = [name for name, entry in MODELS.items() if not entry.get("in_tables", True) and name not in in_ablation]
+    if nowhere:
+        raise WorkflowError(
+            f"models {nowhere} have in_tables: false but are not part of the per-task ablation (a fine-tune "
+            "on fewer than the four task families, or the base of one), so no table would show them: "
+            "remove in_tables: false, or the models."
+        )
+
+
+_check_out_of_tables()
 
 
 GROUNDED = config["eval"]["grounded"]

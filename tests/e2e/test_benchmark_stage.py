@@ -109,6 +109,8 @@ def test_html_report_holds_the_tables_and_figures(demo_run, tmp_path):
     html = report.read_text(encoding="utf-8", errors="replace")
     for name in ("table1.csv", "table2.csv", "table1.png", "train_tasks.csv", "summary.json", "scatter.png"):
         assert name in html, name
+    delivery = json.loads((demo_run / "results/figures/delivery/index.json").read_text())
+    assert delivery["figures"] and all(e["file"] in html for e in delivery["figures"]), "Figure 2 (delivery) missing from the report"
     # the table caption is rendered from the config: the variants in use are stated in the report
     assert "globalopinionqa - compat" in html and "gss - reference" in html
 
