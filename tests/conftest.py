@@ -1,7 +1,8 @@
 """Session fixtures: the embedded default run locally, and the local Slurm cluster with the same
 workflow run through it. When the session holds Slurm tests, the Slurm run starts in the background
-as soon as the local run starts: the Slurm run waits on the scheduler most of the time, so running
-both side by side saves most of its wall time (measured in README, "make test")."""
+as soon as the local run starts, and the Slurm tests are moved to the end of the session: the Slurm
+run waits on the scheduler much of the time, so the local run, the end-to-end tests and the unit
+tests all overlap it instead of following it (measured in README, "make test")."""
 from __future__ import annotations
 
 import os
@@ -52,6 +53,11 @@ def slurm_background(slurm_cluster, tmp_path_factory):
     run = BackgroundRun(workdir, "--profile", str(profile), "all")
     yield run
     run.stop()
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Slurm tests last (stable order otherwise): they wait for the background Slurm run."""
+    items.sort(key=lambda item: item.get_closest_marker("slurm") is not None)
 
 
 def _session_has_slurm_tests(session) -> bool:
