@@ -1,8 +1,8 @@
 """Session fixtures: the embedded default run locally, and the local Slurm cluster with the same
 workflow run through it. When the session holds Slurm tests, the Slurm run starts in the background
-as soon as the local run starts, and the Slurm tests are moved to the end of the session: the Slurm
-run waits on the scheduler much of the time, so the local run, the end-to-end tests and the unit
-tests all overlap it instead of following it (measured in README, "make test")."""
+as soon as the local run starts, and the Slurm tests are moved to the end of the session, so the
+local run, the end-to-end tests and the unit tests run beside it instead of after it (measured in
+README, "make test")."""
 from __future__ import annotations
 
 import os
