@@ -64,14 +64,27 @@ def _session_has_slurm_tests(session) -> bool:
     return any(item.get_closest_marker("slurm") for item in session.items)
 
 
+def _started_slurm_run(request) -> bool:
+    try:
+        request.getfixturevalue("slurm_background")
+    except (pytest.skip.Exception, pytest.fail.Exception):
+        return False  # the Slurm tests report it themselves (the fixture's outcome is cached for them)
+    return True
+
+
+@pytest.fixture(scope="session")
+def slurm_run_compared(request) -> bool:
+    """Whether this session also runs the workflow through Slurm and compares it with `demo_run` byte for
+    byte: that comparison then covers a second local run."""
+    comparison = "test_workflow_runs_through_slurm_and_matches_the_local_run"
+    return any(item.name == comparison for item in request.session.items) and _started_slurm_run(request)
+
+
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory, request) -> Path:
     """The embedded default, run once to completion with the local profile."""
     if _session_has_slurm_tests(request.session):
-        try:
-            request.getfixturevalue("slurm_background")
-        except (pytest.skip.Exception, pytest.fail.Exception):
-            pass  # the Slurm tests report it themselves (the fixture's outcome is cached for them)
+        _started_slurm_run(request)
     workdir = copy_workflow(tmp_path_factory.mktemp("demo_run"))
     snakemake(workdir, "all", timeout=2400)  # beside the Slurm run, the two share the machine's two cores
     return workdir

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -66,11 +65,9 @@ def test_no_access_token_anywhere_under_results(demo_run):
     assert checked > 10
 
 
-def test_two_runs_are_byte_identical(demo_run, tmp_path):
-    if os.environ.get("CI") == "true":
-        # CI must run the Slurm tests, which compare a second full run (through Slurm) with this one
-        # byte for byte: tests/slurm/test_slurm.py::test_workflow_runs_through_slurm_and_matches_the_local_run
-        pytest.skip("covered in CI by the byte-for-byte comparison of the Slurm run with the local run")
+def test_two_runs_are_byte_identical(demo_run, slurm_run_compared, tmp_path):
+    if slurm_run_compared:  # tests/slurm/test_slurm.py::test_workflow_runs_through_slurm_and_matches_the_local_run
+        pytest.skip("covered by the byte-for-byte comparison of the Slurm run with the local run")
     second = copy_workflow(tmp_path / "second")
     snakemake(second, "all")
     first_files, second_files = output_files(demo_run / "results"), output_files(second / "results")
