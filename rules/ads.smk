@@ -7,6 +7,8 @@ rule ingest_dump:
         code=workflow.source_path("../scripts/alpha/ingest.py"),
         cleaning=workflow.source_path("../scripts/alpha/ads.py"),
         vectorised=workflow.source_path("../scripts/alpha/ads_arrow.py"),
+        layouts=workflow.source_path("../scripts/alpha/csv_layouts.py"),
+        fingerprint=workflow.source_path("../scripts/alpha/fingerprint.py"),
     output:
         ads="results/ads/dumps/{dump}.parquet",
         quarantine="results/ads/dumps/{dump}.quarantine.parquet",
@@ -38,6 +40,8 @@ rule merge_ads:
         ads=get_ingested("ads"),
         quarantine=get_ingested("quarantine"),
         reports=get_ingested("report"),
+        code=workflow.source_path("../scripts/alpha/ingest.py"),
+        fingerprint=workflow.source_path("../scripts/alpha/fingerprint.py"),
     output:
         ads="results/ads/ads.parquet",
         quarantine="results/ads/quarantine.parquet",

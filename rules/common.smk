@@ -124,7 +124,15 @@ def get_dump_files(wildcards):
 def get_dump_params(wildcards):
     # key order is fixed: Snakemake compares params by their text, so a reordered config must not rerun
     entry = AD_DUMPS[wildcards.dump]
-    return {"columns": dict(sorted(entry.get("columns", {}).items())), "format": entry.get("format")}
+    floor = entry.get("min_kept_share")
+    return {
+        "columns": dict(sorted(entry.get("columns", {}).items())),
+        "encoding": entry.get("encoding"),
+        "format": entry.get("format"),
+        "layout": entry.get("layout", "auto"),
+        "min_kept_share": config["ads"]["min_kept_share"] if floor is None else floor,
+        "wide_regions": list(entry.get("wide_regions", [])),
+    }
 
 
 def get_ingested(kind):

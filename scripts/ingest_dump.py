@@ -14,6 +14,9 @@ try:
         demographics=Path(smk.input.demographics) if "demographics" in smk.input.keys() else None,
         regions=Path(smk.input.regions) if "regions" in smk.input.keys() else None,
         columns=smk.params.dump["columns"] or {},
+        layout=smk.params.dump["layout"],
+        wide_regions=tuple(smk.params.dump["wide_regions"]),
+        encoding=smk.params.dump["encoding"],
     )
     media = ingest.load_media(Path(smk.input.media)) if "media" in smk.input.keys() else None
     report = ingest.ingest_dump(
@@ -27,6 +30,7 @@ try:
         ),
         media=media,
         batch_rows=smk.params.batch_rows,
+        min_kept_share=smk.params.dump["min_kept_share"],
     )
     io.write_json(smk.output.report, report)
 except ingest.IngestError as err:

@@ -26,19 +26,40 @@ LEGACY_FIELDS = {
     "potential_reach": "estimated_audience_size",
     "funding_entity": "bylines",
     "ad_id": "id",
-    "_id": "id",
     "ad_archive_id": "id",
+    "page_url": "page_profile_uri",
+    "page_link": "page_profile_uri",
 }
+# A document store's own key (`_id`, also `{"$oid": "..."}`): the ad id only when the record carries
+# no Ad Library id at all (neither an id field nor an id in ad_snapshot_url).
+DOCUMENT_ID = "_id"
 
 # The characters str.split() treats as whitespace, spelled out so that the vectorised twin
 # (alpha.ads_arrow, RE2 syntax) uses exactly the same set.
 WHITESPACE = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 URL_PATTERN = "(?:https?://|www\\.)[^<>\"'" + WHITESPACE + "]+"
 URL_RE = re.compile(URL_PATTERN, re.IGNORECASE)
-DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# Every unambiguous date form real exports use: ISO dates with or without zero padding (2023-5-13),
+# optionally followed (after "T" or spaces) by a time with or without seconds and fraction, and a "Z",
+# "+0000" or "+00:00" offset. The calendar date is taken as written (no time-zone shift).
+DATE_PATTERN = (
+    r"(?P<y>[0-9]{4})-(?P<m>[0-9]{1,2})-(?P<d>[0-9]{1,2})"
+    r"(?:(?:T| +)(?P<H>[0-9]{1,2}):(?P<M>[0-9]{2})(?::(?P<S>[0-9]{2})(?:\.[0-9]{1,9})?)?"
+    r" ?(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?)?"
+)
+DATE_RE = re.compile(DATE_PATTERN)
 # Any access_token (or its value) in free text or a URL query; values run to the next delimiter.
 TOKEN_RE = re.compile(r"[?&]?access_token=[^&#\s\"'<>]*", re.IGNORECASE)
 SNAPSHOT_ID_RE = re.compile(r"[?&]id=(\d+)")
+# A page's own URL: facebook.com/<digits>, /profile.php?id=<digits> or /pages/<name>/<digits>
+PAGE_URL_ID_RE = re.compile(r"facebook\.com/(?:profile\.php\?(?:[^#]*&)?id=|pages/[^/?#]+/|people/[^/?#]+/)?([0-9]{5,20})(?:[/?#&]|$)", re.I)
+# Ids a spreadsheet turned into numbers: 1.29585E+14 (digits lost) or 129585123456789.0 (digits kept
+# while below 2**53, the largest integer a double holds exactly).
+SCIENTIFIC_ID_RE = re.compile(r"[0-9](?:\.[0-9]*)?[eE]\+?[0-9]+")
+FLOAT_ID_RE = re.compile(r"([0-9]+)\.0*")
+EXACT_FLOAT_LIMIT = 2**53
+# What spreadsheets and data frames write for an empty id cell.
+NULL_TOKENS = frozenset({"nan", "none", "null", "n/a", "na", "#n/a", "-", "--"})
 
 ADS_SCHEMA = pa.schema(
     [
@@ -90,10 +111,12 @@ REASONS = (
     "not_an_object",
     "missing_id",
     "missing_page",
+    "mangled_page_id",
     "unnamed_page",
     "empty_body",
     "too_short",
     "missing_dates",
+    "bad_date",
     "missing_location",
     "bad_number",
     "bad_distribution",
@@ -135,13 +158,88 @@ def strip_token(url: str | None) -> str | None:
     return cleaned
 
 
-def resolve_ad_id(raw_id: Any, snapshot_url: str | None) -> str | None:
+def id_text(raw: Any) -> tuple[str | None, str]:
+    """An id cell → (digits, status): ``ok``, ``missing``, ``mangled`` (a spreadsheet rounded it:
+    ``1.29585E+14``, a JSON float, or a decimal beyond 2**53) or ``other`` (text that is not a number,
+    returned as written). ``129585123456789.0`` is exact, hence ``ok``."""
+    if raw is None or isinstance(raw, bool):
+        return None, "missing" if raw is None else "other"
+    if isinstance(raw, int):
+        return (str(raw), "ok") if raw >= 0 else (str(raw), "other")
+    if isinstance(raw, float):
+        return None, "mangled"
+    text = str(raw).strip(WHITESPACE)
+    if not text or text.lower() in NULL_TOKENS:
+        return None, "missing"
+    if text.isascii() and text.isdigit():
+        return text, "ok"
+    whole = FLOAT_ID_RE.fullmatch(text)
+    if whole:
+        value = int(whole.group(1))
+        return (str(value), "ok") if value < EXACT_FLOAT_LIMIT else (None, "mangled")
+    if SCIENTIFIC_ID_RE.fullmatch(text):
+        return None, "mangled"
+    return text, "other"
+
+
+def _document_id(raw: Any) -> str | None:
+    if isinstance(raw, dict):
+        raw = raw.get("$oid")
+    if raw is None or isinstance(raw, (bool, dict, list)):
+        return None
+    text = str(raw).strip(WHITESPACE)
+    return text or None
+
+
+def resolve_ad_id(raw_id: Any, snapshot_url: str | None, document_id: Any = None) -> str | None:
     """The ad archive id; a spreadsheet-mangled id ('1.23457E+15') is recovered from the snapshot URL."""
-    ad_id = str(raw_id or "").strip(WHITESPACE)
-    if ad_id.isascii() and ad_id.isdigit():
-        return ad_id
-    m = SNAPSHOT_ID_RE.search(snapshot_url or "")
+    return resolve_ad_id_source(raw_id, snapshot_url, document_id)[0]
+
+
+def resolve_ad_id_source(raw_id: Any, snapshot_url: str | None, document_id: Any = None) -> tuple[str | None, str | None]:
+    """(ad id, where it came from): ``id`` (the id field, digits or an exact float), ``snapshot_url``
+    (the id in ad_snapshot_url) or ``_id`` (a document store's key, used only when neither exists)."""
+    ad_id, status = id_text(raw_id)
+    if status == "ok":
+        return ad_id, "id"
+    m = SNAPSHOT_ID_RE.search(snapshot_url or "") if isinstance(snapshot_url, str) else None
+    if m:
+        return m.group(1), "snapshot_url"
+    doc = _document_id(document_id)
+    if doc is not None and status == "missing":
+        return doc, DOCUMENT_ID
+    return None, None
+
+
+def page_url_id(url: Any) -> str | None:
+    m = PAGE_URL_ID_RE.search(url) if isinstance(url, str) else None
     return m.group(1) if m else None
+
+
+def _same_number(mangled: Any, digits: str) -> bool:
+    """A rounded id (1.29585E+14) stands for ``digits`` when they agree to the rounding's precision."""
+    try:
+        value = float(str(mangled).strip(WHITESPACE))
+    except (TypeError, ValueError):
+        return False
+    return value > 0 and abs(value - int(digits)) <= 1e-5 * value
+
+
+def resolve_page_id(raw_page_id: Any, page_url: Any) -> tuple[str, str]:
+    """(page id, source ``page_id`` | ``page_url``); a mangled id is repaired from the page's URL when
+    that URL carries the number and agrees with the rounded value. Raises Reject otherwise:
+    ``missing_page`` (no id) or ``mangled_page_id`` (rounded, no certain repair)."""
+    page_id, status = id_text(raw_page_id)
+    if status in ("ok", "other"):
+        return page_id, "page_id"
+    if status == "missing":
+        raise Reject("missing_page", f"page_id={raw_page_id!r}")
+    from_url = page_url_id(page_url)
+    if from_url is None:
+        raise Reject("mangled_page_id", f"page_id={raw_page_id!r} is rounded and no page URL carries the real id")
+    if not _same_number(raw_page_id, from_url):
+        raise Reject("mangled_page_id", f"page_id={raw_page_id!r} does not match the page URL's id {from_url}")
+    return from_url, "page_url"
 
 
 def parse_int(value: Any, field: str) -> int | None:
@@ -178,16 +276,25 @@ def parse_share(value: Any, field: str) -> float:
 
 
 def parse_date(value: Any) -> dt.date | None:
-    """'2019-10-30T22:24:19+0000' (old dumps) or '2021-12-08' (new): the calendar date as written."""
-    if not value:
+    """The calendar date as written, from any form in DATE_PATTERN ('2019-10-30T22:24:19+0000',
+    '2021-12-08', '2023-5-13', '2023-05-13 14:02', '2023-05-13T14:02:11-07:00'); None for anything
+    else, including impossible days (2021-02-30) and times (25:00)."""
+    if value is None or isinstance(value, bool):
         return None
-    text = str(value).strip(WHITESPACE)[:10]
-    if not DATE_RE.fullmatch(text):
+    m = DATE_RE.fullmatch(str(value).strip(WHITESPACE))
+    if m is None:
         return None
+    if m.group("H") is not None:
+        if int(m.group("H")) > 23 or int(m.group("M")) > 59 or (m.group("S") is not None and int(m.group("S")) > 59):
+            return None
     try:
-        return dt.date.fromisoformat(text)
+        return dt.date(int(m.group("y")), int(m.group("m")), int(m.group("d")))
     except ValueError:
         return None
+
+
+def is_blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip(WHITESPACE))
 
 
 def parse_list_cell(value: Any) -> list:
@@ -294,13 +401,17 @@ def normalise_record(
     """Clean one record (current or legacy field names) into a row of ADS_SCHEMA (minus provenance)."""
     rec = canonical_fields(record)
     url = rec.get("ad_snapshot_url")
-    ad_id = resolve_ad_id(rec.get("id"), url)
+    ad_id, id_source = resolve_ad_id_source(rec.get("id"), url, rec.get(DOCUMENT_ID))
     if ad_id is None:
-        raise Reject("missing_id", f"id={rec.get('id')!r} and no id in ad_snapshot_url")
+        raise Reject("missing_id", f"id={rec.get('id')!r} and no id in ad_snapshot_url", None)
+    if not isinstance(url, str):
+        url = None
 
-    page_id = str(rec.get("page_id") or "").strip(WHITESPACE)
-    if not page_id:
-        raise Reject("missing_page", "no page_id", ad_id)
+    try:
+        page_id, page_id_source = resolve_page_id(rec.get("page_id"), rec.get("page_profile_uri"))
+    except Reject as err:
+        err.ad_id = ad_id
+        raise
     page_name = str(rec.get("page_name") or "").strip(WHITESPACE)
     if not page_name and options.drop_unnamed_pages:
         raise Reject("unnamed_page", f"page_id={page_id}", ad_id)
@@ -316,7 +427,10 @@ def normalise_record(
 
     start = parse_date(rec.get("ad_delivery_start_time")) or parse_date(rec.get("ad_creation_time"))
     if start is None:
-        raise Reject("missing_dates", f"start={rec.get('ad_delivery_start_time')!r}", ad_id)
+        written = {k: rec.get(k) for k in ("ad_delivery_start_time", "ad_creation_time") if not is_blank(rec.get(k))}
+        if written:
+            raise Reject("bad_date", ", ".join(f"{k}={v!r}" for k, v in written.items()), ad_id)
+        raise Reject("missing_dates", "no ad_delivery_start_time or ad_creation_time", ad_id)
 
     try:
         region_name, region_share = _distribution(rec.get("delivery_by_region"), ("region",), "delivery_by_region")
@@ -367,4 +481,6 @@ def normalise_record(
         "languages": [str(x) for x in parse_list_cell(rec.get("languages"))],
         "platforms": [str(x) for x in parse_list_cell(rec.get("publisher_platforms"))],
         "snapshot_url": strip_token(url),
+        "id_source": id_source,  # counted in the report, not a column
+        "page_id_source": page_id_source,
     }

@@ -28,6 +28,7 @@ RAW_SCHEMA = pa.schema(
     [
         ("id", pa.string()), ("ad_id", pa.string()), ("_id", pa.string()), ("ad_archive_id", pa.string()),
         ("page_id", pa.string()), ("page_name", pa.string()),
+        ("page_profile_uri", pa.string()), ("page_url", pa.string()), ("page_link", pa.string()),
         ("bylines", pa.string()), ("funding_entity", pa.string()),
         ("ad_creation_time", pa.string()), ("ad_delivery_start_time", pa.string()), ("ad_delivery_stop_time", pa.string()),
         ("ad_creative_bodies", _STRINGS), ("ad_creative_body", pa.string()),
@@ -49,7 +50,8 @@ _SHARE_RE2 = r"^[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?$|^[0-9]+\.$"
 _DIGITS_RE2 = r"^[0-9]+$"
 
 # Checks in the order normalise_record makes them: the first that fails names the reason.
-_ORDER = ("missing_id", "missing_page", "unnamed_page", "empty_body", "too_short", "missing_dates", "distribution", "missing_location", "range")
+_ORDER = ("missing_id", "page", "unnamed_page", "empty_body", "too_short", "dates", "distribution", "missing_location", "range")
+_DATE_RE2 = "^" + ads.DATE_PATTERN + "$"
 
 
 def parse_block(data) -> pa.Table:
@@ -83,12 +85,29 @@ def _np(arr) -> np.ndarray:
 
 
 def _parse_date(arr: pa.Array) -> pa.Array:
-    text = pc.utf8_slice_codeunits(_trim(arr), 0, 10)
-    ok = pc.match_substring_regex(text, "^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
-    parsed = pc.strptime(pc.if_else(ok, text, pa.scalar(None, pa.string())), format="%Y-%m-%d", unit="s", error_is_null=True)
+    """alpha.ads.parse_date over a column: DATE_PATTERN's parts, zero-padded, parsed and checked."""
+    parts = pc.extract_regex(_trim(arr), _DATE_RE2)  # null where the pattern does not match
+
+    def part(name: str) -> pa.Array:
+        value = pc.struct_field(parts, name)
+        return pc.if_else(pc.equal(value, ""), pa.scalar(None, pa.string()), value)  # "" = group not taken
+
+    def at_most(name: str, limit: int) -> pa.Array:
+        return pc.less_equal(pc.cast(part(name), pa.int64()), limit)
+
+    hour = part("H")
+    time_ok = pc.or_kleene(pc.is_null(hour), pc.and_kleene(
+        pc.and_kleene(at_most("H", 23), at_most("M", 59)), pc.or_kleene(pc.is_null(part("S")), at_most("S", 59))))
+    text = pc.binary_join_element_wise(part("y"), pc.utf8_lpad(part("m"), 2, "0"), pc.utf8_lpad(part("d"), 2, "0"), "-")
+    text = pc.if_else(pc.fill_null(time_ok, False), text, pa.scalar(None, pa.string()))
+    parsed = pc.strptime(text, format="%Y-%m-%d", unit="s", error_is_null=True)
     # strptime rolls impossible days over (2021-02-30 → 2021-03-02); the Python path rejects them
     real = pc.equal(pc.strftime(parsed, format="%Y-%m-%d"), text)
     return pc.if_else(real, parsed, pa.scalar(None, parsed.type)).cast(pa.date32())
+
+
+def _blank(arr: pa.Array) -> np.ndarray:
+    return ~_np(pc.is_valid(arr)) | _np(pc.equal(_trim(arr), ""))
 
 
 def _distribution(lists: pa.Array, keys: tuple[str, ...], field: str, n: int):
@@ -167,14 +186,37 @@ def clean_block(
     details: dict[str, dict[int, Reject]] = {}
 
     url = _col(raw, "ad_snapshot_url")
-    raw_id = _trim(_coalesce(raw, "id", "ad_id", "_id", "ad_archive_id"))
+    raw_id = _trim(_coalesce(raw, "id", "ad_id", "ad_archive_id"))
     from_url = pc.struct_field(pc.extract_regex(url, r"[?&]id=(?P<id>[0-9]+)"), "id")
     id_ok = _np(pc.match_substring_regex(raw_id, _DIGITS_RE2))
     ad_id = pc.if_else(pa.array(id_ok), raw_id, from_url)
+    id_source = np.where(id_ok, "id", "snapshot_url").astype(object)
+    odd = np.nonzero(~id_ok)[0]  # rare: an exact float, a document-store _id, or no id at all
+    if len(odd):
+        ids, urls, docs = raw_id.to_pylist(), url.to_pylist(), _col(raw, ads.DOCUMENT_ID).to_pylist()
+        ad_ids = ad_id.to_pylist()
+        for row in odd:
+            ad_ids[row], id_source[row] = ads.resolve_ad_id_source(ids[row], urls[row], docs[row])
+        ad_id = pa.array(ad_ids, pa.string())
     fail["missing_id"] = ~_np(pc.is_valid(ad_id))
 
-    page_id = _trim(pc.fill_null(_col(raw, "page_id"), ""))
-    fail["missing_page"] = _np(pc.equal(page_id, ""))
+    page_raw = _col(raw, "page_id")
+    page_id = _trim(page_raw)
+    page_ok = _np(pc.match_substring_regex(page_id, _DIGITS_RE2))
+    page_source = np.full(n, "page_id", dtype=object)
+    odd = np.nonzero(~page_ok)[0]  # rare: no id, text, or a spreadsheet-rounded id to repair or refuse
+    details["page"] = {}
+    if len(odd):
+        raw_pages, page_ids = page_raw.to_pylist(), page_id.to_pylist()
+        page_urls = _coalesce(raw, "page_profile_uri", "page_url", "page_link").to_pylist()
+        for row in odd:
+            try:
+                page_ids[row], page_source[row] = ads.resolve_page_id(raw_pages[row], page_urls[row])
+            except Reject as rej:
+                details["page"][int(row)] = rej
+                page_ids[row] = None
+        page_id = pa.array(page_ids, pa.string())
+    fail["page"][list(details["page"])] = True
     page_name = _trim(pc.fill_null(_col(raw, "page_name"), ""))
     if options.drop_unnamed_pages:
         fail["unnamed_page"] = _np(pc.equal(page_name, ""))
@@ -199,8 +241,17 @@ def clean_block(
     )
     fail["too_short"] = n_words < options.min_words
 
-    start = pc.coalesce(_parse_date(_col(raw, "ad_delivery_start_time")), _parse_date(_col(raw, "ad_creation_time")))
-    fail["missing_dates"] = ~_np(pc.is_valid(start))
+    start_raw, created_raw = _col(raw, "ad_delivery_start_time"), _col(raw, "ad_creation_time")
+    start = pc.coalesce(_parse_date(start_raw), _parse_date(created_raw))
+    fail["dates"] = ~_np(pc.is_valid(start))
+    details["dates"] = {}
+    if fail["dates"].any():
+        written = {"ad_delivery_start_time": (start_raw.to_pylist(), ~_blank(start_raw)),
+                   "ad_creation_time": (created_raw.to_pylist(), ~_blank(created_raw))}
+        for row in np.nonzero(fail["dates"])[0]:
+            seen = [f"{k}={values[row]!r}" for k, (values, present) in written.items() if present[row]]
+            details["dates"][int(row)] = (Reject("bad_date", ", ".join(seen)) if seen
+                                          else Reject("missing_dates", "no ad_delivery_start_time or ad_creation_time"))
 
     regions = _coalesce(raw, "delivery_by_region", "region_distribution")
     r_off, r_vals, r_share, r_bad = _distribution(regions, ("region",), "delivery_by_region", n)
@@ -281,8 +332,10 @@ def clean_block(
         "languages": pc.fill_null(_col(raw, "languages"), pa.scalar([], _STRINGS)),
         "platforms": pc.fill_null(_col(raw, "publisher_platforms"), pa.scalar([], _STRINGS)),
         "snapshot_url": snapshot,
+        "id_source": pa.array(id_source, pa.string()),  # counted in the report, not written
+        "page_id_source": pa.array(page_source, pa.string()),
     }
     keep = ~failed
-    names = [f.name for f in ADS_SCHEMA if f.name in columns]
+    names = [f.name for f in ADS_SCHEMA if f.name in columns] + ["id_source", "page_id_source"]
     table = pa.table([columns[k] for k in names], names=names).filter(pa.array(keep))
     return table, np.nonzero(keep)[0], rejects

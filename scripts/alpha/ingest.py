@@ -11,6 +11,7 @@ import csv
 import gzip
 import io
 import logging
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from alpha import ads, ads_arrow
+from alpha import ads, ads_arrow, csv_layouts
 from alpha.fingerprint import row_fingerprints
 from alpha.io import iter_parquet_batches
 from alpha.ads import ADS_SCHEMA, QUARANTINE_SCHEMA, CleaningOptions, Reject
@@ -34,11 +35,19 @@ RAW_LIMIT = 2000  # characters of a bad record kept in quarantine (redacted)
 MIN_ARROW_BLOCK = 64  # below this many lines, a block Arrow rejects is read record by record
 JSONL_BLOCK_BYTES = 16 << 20  # JSON Lines are parsed in blocks of this size (bounds memory)
 PARQUET_OPTIONS = dict(compression="zstd", compression_level=1, use_dictionary=True, write_statistics=True)
+MIN_KEPT_SHARE = 0.01  # a dump keeping fewer of its records than this fails its rule (ads.min_kept_share)
+GZIP_MAGIC = b"\x1f\x8b"
+UTF8_BOM = b"\xef\xbb\xbf"
+_LINE_BOM = re.compile(rb"(\A|\n)\xef\xbb\xbf")
+CSV_DELIMITERS = (",", "\t", ";")
+csv.field_size_limit(2**31 - 1)  # an ad body may be longer than the csv module's 128 KiB default
 
 # CSV column aliases → the current API field (dotted names are range bounds).
 CSV_ALIASES: dict[str, tuple[str, ...]] = {
-    "id": ("id", "ad_id", "_id", "ad_archive_id", "archive_id"),
+    "id": ("id", "ad_id", "ad_archive_id", "archive_id", "ad_library_id"),
+    "_id": ("_id",),
     "page_id": ("page_id",),
+    "page_profile_uri": ("page_profile_uri", "page_url", "page_link", "page_profile_url"),
     "page_name": ("page_name",),
     "bylines": ("bylines", "funding_entity", "paid_for_by"),
     "ad_creation_time": ("ad_creation_time", "created_time"),
@@ -71,7 +80,8 @@ SIDE_ID_ALIASES = ("ad_id", "id", "_id", "ad_archive_id")
 
 
 class IngestError(RuntimeError):
-    """A dump that is unusable as a whole (missing, undecodable, unknown schema, no records)."""
+    """A dump that is unusable as a whole (missing, undecodable, unknown schema, no records, or far
+    too few records kept)."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +92,9 @@ class DumpSpec:
     demographics: Path | None = None  # CSV exports: side table keyed by ad id
     regions: Path | None = None
     columns: Mapping[str, str] = field(default_factory=dict)  # extra CSV column → API field
+    layout: str = "auto"  # CSV: auto | long | wide (wide delivery columns, see alpha.csv_layouts)
+    wide_regions: tuple[str, ...] = ()  # CSV: extra column names that are region names (non-US)
+    encoding: str | None = None  # CSV: None = UTF-8, or UTF-16 when the file starts with its BOM
 
     @property
     def resolved_format(self) -> str:
@@ -103,10 +116,53 @@ class RawRecord:
     error: str | None = None  # quarantine reason when the record itself could not be read
 
 
+class _TolerantGzip(io.RawIOBase):
+    """A gzip stream that ends quietly where a truncated file ends (``truncated`` is then True):
+    everything decompressed before the cut is returned; the last, partial line is quarantined as a
+    malformed record by the reader that splits lines."""
+
+    def __init__(self, path: Path):
+        self._gz = gzip.open(path, "rb")
+        self.truncated = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self.truncated:
+            return 0
+        try:
+            data = self._gz.read1(len(buffer))  # one step: what came before a cut is never lost
+        except (EOFError, gzip.BadGzipFile, OSError) as err:
+            log.warning("%s: compressed stream ends early (%s); reading what was there", self._gz.name, err)
+            self.truncated = True
+            return 0
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._gz.close()
+        super().close()
+
+
 def _open_binary(path: Path):
+    """The file's bytes, gunzipped when it is gzip (by its first bytes, whatever its suffix)."""
     if not path.exists():
         raise IngestError(f"{path}: file not found")
-    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+    with open(path, "rb") as fh:
+        magic = fh.read(2)
+    if magic == GZIP_MAGIC:
+        return io.BufferedReader(_TolerantGzip(path), buffer_size=1 << 20)
+    return open(path, "rb")
+
+
+def _was_truncated(fh) -> bool:
+    return bool(getattr(getattr(fh, "raw", None), "truncated", False))
+
+
+def _strip_line_boms(data: bytes) -> bytes:
+    """Byte-order marks at line starts (files concatenated from several downloads repeat them)."""
+    return _LINE_BOM.sub(rb"\1", data) if UTF8_BOM in data else data
 
 
 def _raw_text(raw: Any) -> str:
@@ -118,6 +174,8 @@ def _raw_text(raw: Any) -> str:
 
 
 def _jsonl_record(index: int, line: bytes) -> RawRecord:
+    if line.startswith(UTF8_BOM):
+        line = line[len(UTF8_BOM):]
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError as err:
@@ -127,25 +185,47 @@ def _jsonl_record(index: int, line: bytes) -> RawRecord:
     return RawRecord(index, None, _raw_text(line), "not_an_object")
 
 
-def read_jsonl(spec: DumpSpec) -> Iterator[RawRecord]:
+def read_jsonl(spec: DumpSpec, notes: dict | None = None) -> Iterator[RawRecord]:
     with _open_binary(spec.path) as fh:
         index = 0
         for line in fh:
-            if line.strip():
+            if line.strip() and line.strip() != UTF8_BOM:
                 yield _jsonl_record(index, line)
                 index += 1
+        if notes is not None and _was_truncated(fh):
+            notes["truncated_input"] = True
 
 
-def read_json_pages(spec: DumpSpec) -> Iterator[RawRecord]:
-    """One API page (``{"data": [...], "paging": ...}``) or a plain JSON array of ads."""
+_AD_FIELDS = frozenset(CSV_ALIASES) | frozenset(ads.LEGACY_FIELDS) | {ads.DOCUMENT_ID}
+
+
+def read_json_pages(spec: DumpSpec, notes: dict | None = None) -> Iterator[RawRecord]:
+    """One API page (``{"data": [...], "paging": ...}``), a plain JSON array of ads, or one ad object
+    (a document store's one-document-per-file export). A ``.json`` file that turns out to hold JSON
+    Lines is read as JSON Lines (``notes["format_detected"]``)."""
     with _open_binary(spec.path) as fh:
-        try:
-            doc = orjson.loads(fh.read())
-        except orjson.JSONDecodeError as err:
-            raise IngestError(f"{spec.path}: not valid JSON ({err}); JSON Lines dumps need a .jsonl suffix") from None
-    items = doc.get("data") if isinstance(doc, dict) else doc
-    if not isinstance(items, list):
-        raise IngestError(f"{spec.path}: expected an API page with a 'data' list or a JSON array of ads")
+        data = fh.read()
+    try:
+        doc = orjson.loads(data.lstrip(UTF8_BOM) if data.startswith(UTF8_BOM) else data)
+    except orjson.JSONDecodeError as err:
+        first = next((line for line in data.split(b"\n") if line.strip()), b"")
+        if _jsonl_record(0, first).record is not None:
+            if notes is not None:
+                notes["format_detected"] = "jsonl"
+            log.warning("%s: not one JSON document but JSON Lines; read as JSON Lines", spec.path.name)
+            yield from read_jsonl(spec, notes)
+            return
+        raise IngestError(f"{spec.path}: not valid JSON ({err}); JSON Lines dumps need a .jsonl suffix") from None
+    if isinstance(doc, dict) and isinstance(doc.get("data"), list):
+        items = doc["data"]
+    elif isinstance(doc, dict) and not _AD_FIELDS.isdisjoint(doc) and "data" not in doc:
+        if notes is not None:
+            notes["single_object"] = True
+        items = [doc]
+    elif isinstance(doc, list):
+        items = doc
+    else:
+        raise IngestError(f"{spec.path}: expected an API page with a 'data' list, a JSON array of ads or one ad object")
     for index, obj in enumerate(items):
         if isinstance(obj, dict):
             yield RawRecord(index, obj)
@@ -158,7 +238,8 @@ def _map_columns(header: list[str], extra: Mapping[str, str]) -> tuple[dict[str,
     lookup.update({k.lower(): v for k, v in extra.items()})
     mapping, unmapped = {}, []
     for col in header:
-        key = col.strip().lstrip("\ufeff").lower()
+        key = csv_layouts.header_key(col)
+        key = key if key in lookup else key.replace(" ", "_")  # "Page ID" as spreadsheets title it
         if key in lookup:
             mapping[col] = lookup[key]
         else:
@@ -168,33 +249,126 @@ def _map_columns(header: list[str], extra: Mapping[str, str]) -> tuple[dict[str,
 
 def _read_side_table(path: Path, keys: tuple[str, ...]) -> dict[str, list[dict]]:
     table: dict[str, list[dict]] = {}
-    with _open_binary(path) as fb, io.TextIOWrapper(fb, encoding="utf-8-sig", newline="") as fh:
-        reader = csv.DictReader(fh)
-        id_col = next((c for c in reader.fieldnames or [] if c.strip().lower() in SIDE_ID_ALIASES), None)
-        missing = [k for k in (*keys, "percentage") if k not in (reader.fieldnames or [])]
+    with CsvText(path, None) as (fh, delimiter):
+        reader = csv.reader(fh, delimiter=delimiter)
+        header = [csv_layouts.header_key(c) for c in next(reader, [])]
+        id_col = next((i for i, c in enumerate(header) if c in SIDE_ID_ALIASES), None)
+        missing = [k for k in (*keys, "percentage") if k not in header]
         if id_col is None or missing:
             raise IngestError(f"{path}: side table needs an ad id column and {', '.join((*keys, 'percentage'))}")
+        cols = [header.index(k) for k in (*keys, "percentage")]
         for row in reader:
-            table.setdefault(row[id_col].strip(), []).append({k: row[k] for k in (*keys, "percentage")})
+            if len(row) != len(header) or [csv_layouts.header_key(c) for c in row] == header:
+                continue  # a repeated header (concatenated downloads) or a cut line: joins nothing
+            ad_id = ads.id_text(row[id_col])[0]
+            if ad_id:
+                table.setdefault(ad_id, []).append({k: row[i] for k, i in zip((*keys, "percentage"), cols)})
     return table
 
 
-def read_csv(spec: DumpSpec, unmapped_out: list[str]) -> Iterator[RawRecord]:
+class CsvText:
+    """A CSV file as text: UTF-16 when it starts with a UTF-16 byte-order mark, otherwise the declared
+    encoding or UTF-8 (a leading BOM dropped). Undecodable bytes are kept as escapes so that the row
+    holding them is quarantined (``bad_encoding``) instead of stopping the file. The delimiter is the
+    one of ``,`` tab ``;`` that the header line holds most of (ties: the comma)."""
+
+    def __init__(self, path: Path, encoding: str | None):
+        self.path, self.encoding, self.truncated = Path(path), encoding, False
+
+    def __enter__(self) -> tuple[io.TextIOWrapper, str]:
+        self._fb = _open_binary(self.path)
+        head = self._fb.peek(1 << 16)
+        if self.encoding is None:
+            self.encoding = "utf-16" if head[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
+        first = head.decode(self.encoding, "replace").splitlines()[:1] or [""]
+        delimiter = max(CSV_DELIMITERS, key=lambda d: (first[0].count(d), d == ","))
+        self.fh = io.TextIOWrapper(self._fb, encoding=self.encoding, errors="surrogateescape", newline="")
+        return self.fh, delimiter
+
+    def __exit__(self, *exc) -> None:
+        self.truncated = _was_truncated(self._fb)
+        self.fh.close()
+
+
+_SURROGATE = re.compile("[\udc80-\udcff]")
+
+
+def _csv_rows(reader) -> Iterator[tuple[list[str] | None, str | None]]:
+    """(cells, None) per row, or (None, error) for a row the csv module cannot read; reading goes on."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as err:
+            yield None, str(err)
+            continue
+        yield row, None
+
+
+def _id_column_value(rec: dict, target: str, value: str) -> None:
+    """Several columns may map to one id field (a mangled ``page_id`` beside a text copy): the first
+    value that is a usable id wins."""
+    if target not in rec or ads.id_text(rec[target])[1] not in ("ok", "other"):
+        rec[target] = value
+
+
+def read_csv(spec: DumpSpec, unmapped_out: list[str], notes: dict | None = None) -> Iterator[RawRecord]:
+    notes = notes if notes is not None else {}
     demos = _read_side_table(spec.demographics, ("age", "gender")) if spec.demographics else {}
     regions = _read_side_table(spec.regions, ("region",)) if spec.regions else {}
-    with _open_binary(spec.path) as fb, io.TextIOWrapper(fb, encoding="utf-8-sig", newline="") as fh:
-        reader = csv.reader(fh)
-        try:
-            header = next(reader)
-        except StopIteration:
-            raise IngestError(f"{spec.path}: empty CSV") from None
+    text = CsvText(spec.path, spec.encoding)
+    with text as (fh, delimiter):
+        reader = csv.reader(fh, delimiter=delimiter)
+        header = next(reader, None)
+        if not header:
+            raise IngestError(f"{spec.path}: empty CSV")
+        kind = csv_layouts.report_layout(header)
+        if kind:
+            raise IngestError(
+                f"{spec.path}: this is an Ad Library Report download ({kind}), not an ad dump: it holds totals, "
+                "not ads. The workflow needs one record per ad: Ad Library API results (JSON Lines or JSON "
+                "pages) or a CSV export with one row per ad (an id or ad_snapshot_url column, page_id, "
+                "ad_creative_bodies, delivery_by_region ...). Remove it from ads.dumps.")
         mapping, unmapped = _map_columns(header, spec.columns)
+        wide = csv_layouts.WideColumns()
+        if spec.layout != "long":
+            skip = [i for i, col in enumerate(header) if col in mapping]
+            wide = csv_layouts.wide_columns(header, skip, spec.wide_regions)
+            if spec.layout == "wide" and not wide:
+                raise IngestError(f"{spec.path}: layout wide, but no column names a region, age band or gender")
+            unmapped = [col for i, col in enumerate(header) if col not in mapping and i not in wide.indices]
+            if wide:
+                notes["wide_columns"] = {"regions": len(wide.regions), "demographic_cells": len(wide.cells),
+                                         "ages": len(wide.ages), "genders": len(wide.genders)}
         unmapped_out.extend(unmapped)
-        if "id" not in mapping.values() and "ad_snapshot_url" not in mapping.values():
+        if "id" not in mapping.values() and "ad_snapshot_url" not in mapping.values() and "_id" not in mapping.values():
             raise IngestError(f"{spec.path}: no ad id column among {header}; map one with ads.dumps[].columns")
         if unmapped:
             log.warning("%s: columns not mapped to any Ad Library field (kept out of the table): %s", spec.path.name, unmapped)
-        for index, row in enumerate(reader):
+        header_keys = [csv_layouts.header_key(c) for c in header]
+        counts: Counter[str] = Counter()
+        index = -1
+        for row, error in _csv_rows(reader):
+            if row is not None and row and row[0].startswith("\ufeff"):
+                row[0] = row[0].lstrip("\ufeff")
+            if row is not None and [csv_layouts.header_key(c) for c in row] == header_keys:
+                counts["repeated_headers"] += 1  # concatenated downloads: not a record
+                continue
+            if row is not None and not any(c.strip() for c in row):
+                continue  # a blank line
+            index += 1
+            raw = _raw_text(delimiter.join(row)) if row is not None else ""
+            if error is not None:
+                yield RawRecord(index, None, raw, f"malformed_row: {error}")
+                continue
+            if len(row) != len(header):
+                yield RawRecord(index, None, raw, f"malformed_row: {len(row)} cells, the header has {len(header)} (a cut or misaligned line)")
+                continue
+            if any(_SURROGATE.search(c) for c in row):
+                yield RawRecord(index, None, _raw_text(delimiter.join(c.encode("utf-8", "surrogateescape").decode("utf-8", "replace") for c in row)),
+                                f"bad_encoding: bytes that are not {text.encoding} text")
+                continue
             rec: dict[str, Any] = {}
             for col, value in zip(header, row):
                 target = mapping.get(col)
@@ -205,26 +379,39 @@ def read_csv(spec: DumpSpec, unmapped_out: list[str]) -> Iterator[RawRecord]:
                     rec.setdefault(base, {})[bound] = value
                 elif target == "ad_creative_bodies":
                     rec[target] = ads.parse_list_cell(value)  # JSON or Python-literal list, or one body
+                elif target in ("id", "page_id"):
+                    _id_column_value(rec, target, value)
                 else:
                     rec[target] = value
-            ad_id = ads.resolve_ad_id(rec.get("id"), rec.get("ad_snapshot_url"))
+            if wide:
+                wide_regions, wide_demos, from_marginals = csv_layouts.wide_values(wide, row)
+                if wide_regions and not rec.get("delivery_by_region"):
+                    rec["delivery_by_region"] = wide_regions
+                    counts["wide_regions"] += 1
+                if wide_demos and not rec.get("demographic_distribution"):
+                    rec["demographic_distribution"] = wide_demos
+                    counts["wide_demographics"] += 1
+                    counts["wide_demographics_from_marginals"] += from_marginals
+            ad_id = ads.resolve_ad_id(rec.get("id"), rec.get("ad_snapshot_url"), rec.get("_id"))
             if ad_id:
-                rec["id"] = ad_id
                 if "demographic_distribution" not in rec and ad_id in demos:
                     rec["demographic_distribution"] = demos[ad_id]
                 if "delivery_by_region" not in rec and ad_id in regions:
                     rec["delivery_by_region"] = regions[ad_id]
-            yield RawRecord(index, rec, _raw_text(",".join(row)))
+            yield RawRecord(index, rec, raw)
+    notes.update({k: v for k, v in sorted(counts.items()) if v})
+    if text.truncated:
+        notes["truncated_input"] = True
 
 
-def read_records(spec: DumpSpec, unmapped_out: list[str]) -> Iterator[RawRecord]:
+def read_records(spec: DumpSpec, unmapped_out: list[str], notes: dict | None = None) -> Iterator[RawRecord]:
     fmt = spec.resolved_format
     if fmt == "jsonl":
-        return read_jsonl(spec)
+        return read_jsonl(spec, notes)
     if fmt == "json":
-        return read_json_pages(spec)
+        return read_json_pages(spec, notes)
     if fmt == "csv":
-        return read_csv(spec, unmapped_out)
+        return read_csv(spec, unmapped_out, notes)
     raise IngestError(f"{spec.path}: unknown format {fmt!r} (jsonl, json or csv)")
 
 
@@ -324,6 +511,8 @@ class _DumpSink:
     def __init__(self, source: str, kept: BatchWriter, bad: BatchWriter, options: CleaningOptions, media):
         self.source, self.kept, self.bad, self.options, self.media = source, kept, bad, options, media
         self.reasons: Counter[str] = Counter()
+        self.id_sources: Counter[str] = Counter()
+        self.page_id_sources: Counter[str] = Counter()
         self.n_in = self.n_kept = self.n_objects = self.n_multi = 0
 
     def quarantine(self, index: int, ad_id: str | None, reason: str, detail: str, raw: str) -> None:
@@ -344,6 +533,8 @@ class _DumpSink:
             self.quarantine(raw.index, rej.ad_id, rej.reason, rej.detail, raw.raw or _raw_text(orjson.dumps(raw.record, default=str)))
             return
         row["source_file"], row["source_record"] = self.source, raw.index
+        self.id_sources[row["id_source"]] += 1
+        self.page_id_sources[row["page_id_source"]] += 1
         self.n_multi += row["n_frames"] > 1
         self.kept.add(row)
         self.n_kept += 1
@@ -358,14 +549,17 @@ class _DumpSink:
         if rows.num_rows:
             rows = rows.append_column("source_file", pa.array([self.source] * rows.num_rows, pa.string()))
             rows = rows.append_column("source_record", pa.array(np.asarray(indices)[kept_rows], pa.int64()))
+            for counter, column in ((self.id_sources, "id_source"), (self.page_id_sources, "page_id_source")):
+                counter.update({k["values"]: k["counts"] for k in pc.value_counts(rows.column(column)).to_pylist()})
             self.kept.write_table(rows)
             self.n_kept += rows.num_rows
             self.n_multi += int(pc.sum(pc.greater(rows.column("n_frames"), 1)).as_py() or 0)
 
 
-def _jsonl_blocks(spec: DumpSpec, block_bytes: int) -> Iterator[tuple[list[int], list[bytes], memoryview]]:
+def _jsonl_blocks(spec: DumpSpec, block_bytes: int, notes: dict) -> Iterator[tuple[list[int], list[bytes], memoryview]]:
     """Blocks of whole lines, about ``block_bytes`` each: (record indices, non-blank lines, the
-    block's bytes). Blank lines are not records. Memory is bounded by the block size."""
+    block's bytes). Blank lines are not records; byte-order marks at line starts are dropped, as
+    the per-record path drops them. Memory is bounded by the block size."""
     index = 0
     tail = b""
     with _open_binary(spec.path) as fh:
@@ -377,15 +571,21 @@ def _jsonl_blocks(spec: DumpSpec, block_bytes: int) -> Iterator[tuple[list[int],
                 tail = data
                 continue
             block, tail = memoryview(data)[:cut], data[cut:]
-            lines = [line for line in bytes(block).split(b"\n") if line.strip()]
+            text = bytes(block)
+            if UTF8_BOM in text:
+                text = _strip_line_boms(text)
+                block = memoryview(text)
+            lines = [line for line in text.split(b"\n") if line.strip()]
             if lines:
                 yield list(range(index, index + len(lines))), lines, block
                 index += len(lines)
             if not chunk:
+                if _was_truncated(fh):
+                    notes["truncated_input"] = True
                 return
 
 
-def _ingest_jsonl(spec: DumpSpec, sink: _DumpSink, block_bytes: int, progress: Callable[[int], None]) -> None:
+def _ingest_jsonl(spec: DumpSpec, sink: _DumpSink, block_bytes: int, progress: Callable[[int], None], notes: dict) -> None:
     """Arrow parses whole blocks; a block with a line it rejects is bisected so only the
     offending lines (at most MIN_ARROW_BLOCK around each) take the per-record path."""
 
@@ -405,7 +605,7 @@ def _ingest_jsonl(spec: DumpSpec, sink: _DumpSink, block_bytes: int, progress: C
             return
         sink.block(table, indices, lines)
 
-    for indices, lines, data in _jsonl_blocks(spec, block_bytes):
+    for indices, lines, data in _jsonl_blocks(spec, block_bytes, notes):
         handle(indices, lines, data)
         progress(sink.n_in)
 
@@ -419,11 +619,14 @@ def ingest_dump(
     batch_rows: int = 10_000,
     progress_every: int = 100_000,
     vectorised: bool = True,
+    min_kept_share: float = MIN_KEPT_SHARE,
 ) -> dict:
     """Parse and clean one dump; kept rows → ``out_ads``, failures → ``out_quarantine``; returns counts.
 
     JSON Lines go through Arrow's vectorised path unless ``vectorised`` is False (the per-record
-    path, which the tests use as the reference the fast path must match).
+    path, which the tests use as the reference the fast path must match). A dump that keeps no
+    record, or fewer than ``min_kept_share`` of its records, raises IngestError with the counts by
+    reason (``min_kept_share=0`` turns the check off).
     """
     source = spec.path.name
     unmapped: list[str] = []
@@ -435,23 +638,26 @@ def ingest_dump(
             _progress(source, n, started)
             next_report[0] = (n // progress_every + 1) * progress_every
 
+    notes: dict[str, Any] = {}
     try:
         with BatchWriter(out_ads, ADS_SCHEMA, batch_rows) as kept, BatchWriter(out_quarantine, QUARANTINE_SCHEMA, batch_rows) as bad:
             sink = _DumpSink(source, kept, bad, options, media)
             if vectorised and spec.resolved_format == "jsonl":
-                _ingest_jsonl(spec, sink, JSONL_BLOCK_BYTES, progress)
+                _ingest_jsonl(spec, sink, JSONL_BLOCK_BYTES, progress, notes)
             else:
-                for raw in read_records(spec, unmapped):
+                for raw in read_records(spec, unmapped, notes):
                     sink.record(raw)
                     progress(sink.n_in)
     except UnicodeDecodeError as err:
-        raise IngestError(f"{spec.path}: not UTF-8 text ({err}); re-encode the file or fix the export") from None
+        raise IngestError(f"{spec.path}: not {spec.encoding or 'UTF-8'} text ({err}); set ads.dumps[].encoding or re-encode the file") from None
     if sink.n_in == 0:
         raise IngestError(f"{spec.path}: no records in the file")
     if sink.n_objects == 0:
         raise IngestError(f"{spec.path}: none of its {sink.n_in} records could be parsed (wrong format?)")
     _progress(source, sink.n_in, started)
-    return {
+    if notes.get("truncated_input"):
+        log.warning("%s: the file ends in the middle of its compressed stream; its last line is quarantined", source)
+    report = {
         "dump": spec.name,
         "file": source,
         "format": spec.resolved_format,
@@ -461,7 +667,17 @@ def ingest_dump(
         "quarantined_by_reason": dict(sorted(sink.reasons.items())),
         "multi_frame_merged": sink.n_multi,
         "unmapped_columns": unmapped,
+        "id_sources": dict(sorted(sink.id_sources.items())),
+        "page_id_sources": dict(sorted(sink.page_id_sources.items())),
+        **notes,
     }
+    share = sink.n_kept / sink.n_in
+    if min_kept_share > 0 and (sink.n_kept == 0 or share < min_kept_share):
+        raise IngestError(
+            f"{spec.path}: kept {sink.n_kept} of {sink.n_in} records ({share:.1%}, below ads.min_kept_share="
+            f"{min_kept_share:g}); quarantined by reason: {report['quarantined_by_reason']}. Check the file's layout "
+            "(ads.dumps[].columns, layout) or lower ads.min_kept_share for this dump if that yield is expected.")
+    return report
 
 
 # ---------------------------------------------------------------- merge + dedupe
@@ -497,10 +713,8 @@ def _first_occurrence(keys: np.ndarray) -> np.ndarray:
 
 
 def _id_keys(ad_ids: pa.Array) -> np.ndarray:
-    try:
-        return pc.cast(ad_ids, pa.uint64()).to_numpy(zero_copy_only=False)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # ids beyond 2**64: hash them
-        return row_fingerprints(pa.table({"ad_id": ad_ids}), ["ad_id"])
+    """64-bit keys of ad ids, the same for an id whatever batch it is in (numeric or not)."""
+    return row_fingerprints(pa.table({"ad_id": ad_ids}), ["ad_id"])
 
 
 # What makes two records the same ad when their ids differ.
@@ -567,5 +781,10 @@ def merge_dumps(
     for f in files.values():
         by_reason.update(f["quarantined_by_reason"])
     totals["quarantined_by_reason"] = dict(sorted(by_reason.items()))
+    for key in ("id_sources", "page_id_sources"):
+        summed: Counter[str] = Counter()
+        for f in files.values():
+            summed.update(f.get(key, {}))
+        totals[key] = dict(sorted(summed.items()))
     log.info("merged %d files: %s", len(files), totals)
     return {"files": files, "totals": totals, "invariant": "in == kept + quarantined + duplicates"}

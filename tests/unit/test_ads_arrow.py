@@ -78,6 +78,29 @@ EDGE_CASES = [
     {"ad_snapshot_url": "https://x/render_ad/?ACCESS_TOKEN=ABC"},
     {"ad_snapshot_url": ""},
     {"ad_creative_bodies": ["one two three"]},
+    # dates as spreadsheets and collectors write them
+    {"ad_delivery_start_time": "2023-5-13"},
+    {"ad_delivery_start_time": "2022-9-7", "ad_delivery_stop_time": "2022-10-1 9:05"},
+    {"ad_delivery_start_time": "2023-05-13 14:02", "ad_creation_time": "2023-05-12T23:59:59.123Z"},
+    {"ad_delivery_start_time": "2023-05-13T14:02:11-07:00"},
+    {"ad_delivery_start_time": "2023-05-13 14:02:11+00:00"},
+    {"ad_delivery_start_time": "2023-05-13 25:00"},
+    {"ad_delivery_start_time": "5/13/2023", "ad_creation_time": "13.05.2023"},
+    {"ad_delivery_start_time": "2023-13-01"},
+    {"ad_delivery_start_time": "   "},
+    {"ad_delivery_start_time": None},
+    # ids a spreadsheet round trip left behind
+    {"page_id": "1.29585E+14", "page_profile_uri": "https://www.facebook.com/129585123456789/"},
+    {"page_id": "1.29585E+14", "page_url": "https://www.facebook.com/profile.php?id=129585123456789"},
+    {"page_id": "1.29585E+14"},
+    {"page_id": "1.29585E+14", "page_profile_uri": "https://www.facebook.com/987654321098765/"},
+    {"page_id": "129585123456789.0"},
+    {"page_id": "#N/A"},
+    {"page_id": "brand-page"},
+    {"id": "1234567890123.0", "ad_snapshot_url": None},
+    {"id": None, "_id": "doc-17", "ad_snapshot_url": None},
+    {"id": None, "_id": "doc-18"},
+    {"id": "1.2E+15", "_id": "doc-19", "ad_snapshot_url": None},
 ]
 
 
@@ -117,6 +140,22 @@ def test_edge_cases_agree(tmp_path):
     media = {str(10**15 + 1): "Image: https://img.example.com/a  two\u00a0spaces"}
     reference, fast = both_paths(tmp_path, path, media=media)
     assert len(reference[1]) > 20 and len(reference[2]) > 10  # both kept and quarantined rows are compared
+    reasons = {reason for *_, reason in reference[2]}
+    assert {"bad_date", "missing_dates", "mangled_page_id", "missing_page"} <= reasons
+    assert set(reference[0]["id_sources"]) == {"id", "snapshot_url", "_id"}
+    assert reference[0]["page_id_sources"]["page_url"] == 2
+    assert_same(reference, fast)
+
+
+def test_byte_order_marks_and_crlf_agree(tmp_path):
+    records = [base(i) for i in range(150)]
+    lines = [json.dumps(r).encode() for r in records]
+    lines[0] = b"\xef\xbb\xbf" + lines[0]
+    lines[80] = b"\xef\xbb\xbf" + lines[80]  # a second download appended to the first
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b"\r\n".join(lines[:80]) + b"\r\n\xef\xbb\xbf\r\n" + b"\n".join(lines[80:]) + b"\n")
+    reference, fast = both_paths(tmp_path, path)
+    assert reference[0]["in"] == 150 and reference[0]["parsed_kept"] == 150
     assert_same(reference, fast)
 
 
