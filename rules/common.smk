@@ -20,7 +20,9 @@ DEMO_ADS = "results/demo/ads"
 DEMO_DUMPS = {
     "current": {"path": f"{DEMO_ADS}/ads_current.jsonl"},
     "legacy": {"path": f"{DEMO_ADS}/ads_legacy.jsonl"},
+    "single": {"path": f"{DEMO_ADS}/ads_single.json"},
     "page": {"path": f"{DEMO_ADS}/ads_page.json"},
+    "wide": {"path": f"{DEMO_ADS}/ads_wide.csv"},
     "export": {
         "path": f"{DEMO_ADS}/ads_export.csv",
         "demographics": f"{DEMO_ADS}/ads_export_demos.csv",

@@ -12,6 +12,9 @@ rule demo_inputs:
         current=temp(DEMO_DUMPS["current"]["path"]),
         legacy=temp(DEMO_DUMPS["legacy"]["path"]),
         page=temp(DEMO_DUMPS["page"]["path"]),
+        single=temp(DEMO_DUMPS["single"]["path"]),
+        wide=temp(DEMO_DUMPS["wide"]["path"]),
+        library_report=f"{DEMO_ADS}/ads_library_report.csv",  # not an ad dump: a test checks the error
         export=temp(DEMO_DUMPS["export"]["path"]),
         export_demos=temp(DEMO_DUMPS["export"]["demographics"]),
         export_regions=temp(DEMO_DUMPS["export"]["regions"]),

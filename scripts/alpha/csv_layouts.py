@@ -14,7 +14,8 @@ region and per age / gender band instead of (or beside) a list column. A column 
   (share(age) × share(gender)); the report counts those rows (``wide_demographics_from_marginals``).
 
 Cells hold fractions (``0.125``) or percentages (``12.5`` or ``12.5%``): a row's cells of one kind are
-read as percentages when any carries ``%`` or they sum to more than 1 (+1e-6). Empty and zero cells
+read as percentages when any carries ``%`` or they sum to more than 1.5 (fractions sum to about 1,
+percentages to about 100). Empty and zero cells
 are regions or bands the ad did not reach. A list column, where a row has one, wins over its wide
 columns.
 """
@@ -37,6 +38,9 @@ US_REGIONS = US_STATES + (
     "Northern Mariana Islands", "US Virgin Islands", "United States Virgin Islands",
 )
 _US_REGION_KEYS = {name.lower(): name for name in US_REGIONS}
+# A row's cells sum to about 1 as fractions (Meta's rounding lets them pass 1 a little) and to about
+# 100 as percentages: above this sum they are percentages.
+PERCENT_ROW_SUM = 1.5
 _REGION_PREFIX = re.compile(r"\A(?:delivery_by_region|region_distribution|region)\s*[.:]\s*(?P<name>.+)\Z", re.I)
 _AGE = r"(?:13-17|\d{2}-\d{2}|\d{2}\+)"
 _GENDER = r"(?:male|female|unknown|men|women)"
@@ -134,7 +138,7 @@ def _shares(cells: Mapping[str, str]) -> list[tuple[str, str]]:
             numbers[name] = float(text.rstrip("%").strip())
         except ValueError:
             return [(n, t) for n, t in present.items()]
-    percent = any(t.endswith("%") for t in present.values()) or sum(numbers.values()) > 1.0 + 1e-6
+    percent = any(t.endswith("%") for t in present.values()) or sum(numbers.values()) > PERCENT_ROW_SUM
     return [(n, repr(v / 100.0 if percent else v)) for n, v in numbers.items() if v != 0.0]
 
 

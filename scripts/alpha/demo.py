@@ -15,6 +15,20 @@
     a flattened CSV export: bodies JSON-encoded, titles/languages/platforms as Python-literal lists,
     dotted range columns, an unknown ``collector_batch`` column, ~10% of ids mangled to spreadsheet
     notation (``1.23457E+15``; the real id is in ``ad_snapshot_url``). Side tables keyed by the real id.
+    Spreadsheet round trips also left dates unpadded (``2023-5-3``) or as ``2023-05-03 14:02:11``, and
+    rounded ~4% of the export-only ads' page ids (``1.29585E+14``); a ``page_url`` column carries the
+    real number for most of them, three have none (quarantined as ``mangled_page_id``).
+``ads_single.json``
+    one ad object in its own file, keyed by a document store's ``_id`` (``{"$oid": ...}``) with no
+    ``id`` field: the ad id is only in ``ad_snapshot_url``. A copy of a page-only ad, merged before the
+    page, so this record is the one kept.
+``ads_wide.csv``
+    a wide spreadsheet export (UTF-8 with a byte-order mark, CRLF line ends): one percentage column per
+    region (states by bare name, other regions as ``region: <name>``) and per ``<gender> <age>`` cell,
+    half the rows in ``12.5%`` notation; copies of ~3% of the export's ads, merged before the export.
+``ads_library_report.csv``
+    an Ad Library Report download (spend totals per advertiser), which is not an ad dump: never in
+    ``ads.dumps``; a test checks that ingesting it stops with a message saying what it is.
 ``media_verbalisation.jsonl``
     ``{"ad_id", "verbalisation"}`` for ~20% of the ads.
 ``truth.parquet``
@@ -56,12 +70,19 @@ DEFAULT_CENSUS_DIR = Path(__file__).resolve().parents[2] / "config" / "census"
 CURRENT, LEGACY, PAGE, EXPORT = "ads_current.jsonl", "ads_legacy.jsonl", "ads_page.json", "ads_export.csv"
 DUMP_FILES = (CURRENT, LEGACY, PAGE, EXPORT)
 EXPORT_DEMOS, EXPORT_REGIONS = "ads_export_demos.csv", "ads_export_regions.csv"
+# Collector quirks beyond the four main dumps: one ad per JSON file (a document store's export), a
+# wide spreadsheet export, and an Ad Library Report download that is not an ad dump at all.
+SINGLE, WIDE, REPORT = "ads_single.json", "ads_wide.csv", "ads_library_report.csv"
+REPORT_COLUMNS = ("Page ID", "Page name", "Disclaimer", "Amount spent (USD)", "Number of ads in Library")
 MEDIA, TRUTH = "media_verbalisation.jsonl", "truth.parquet"
 
 AGES = ("18-24", "25-34", "35-44", "45-54", "55-64", "65+")
 TEEN = "13-17"
 GENDERS = ("female", "male")
 TERRITORIES = ("Guam", "Northern Mariana Islands", "US Virgin Islands", "Eastern District", "Western District")
+# Region columns a wide export names bare; the rest ("Eastern District", ...) carry a "region: " prefix
+WIDE_BARE_REGIONS = frozenset({"Unknown", "Guam", "Northern Mariana Islands", "US Virgin Islands", "Puerto Rico",
+                               "Washington, District of Columbia"})
 AU_REGIONS = ("New South Wales", "Victoria", "Queensland", "Western Australia", "South Australia",
               "Australian Capital Territory", "Tasmania", "Northern Territory")
 AU_WEIGHTS = (0.32, 0.26, 0.20, 0.10, 0.07, 0.02, 0.02, 0.01)
@@ -84,7 +105,7 @@ EXPORT_COLUMNS = ("id", "page_id", "page_name", "bylines", "ad_creation_time", "
                   "ad_delivery_stop_time", "ad_creative_bodies", "ad_creative_link_titles", "currency",
                   "spend.lower_bound", "spend.upper_bound", "impressions.lower_bound", "impressions.upper_bound",
                   "estimated_audience_size.lower_bound", "estimated_audience_size.upper_bound", "languages",
-                  "publisher_platforms", "ad_snapshot_url", "collector_batch")
+                  "publisher_platforms", "ad_snapshot_url", "collector_batch", "page_url")
 
 FIRST_DAY, LAST_DAY = dt.date(2021, 1, 1), dt.date(2024, 6, 30)
 LEGACY_BEFORE = dt.date(2022, 4, 1)  # the old collector only saw ads that started before this
@@ -657,6 +678,7 @@ def write_demo_ads(
     gen.py.shuffle(topic_order)
     tokens = {name: gen.token() for name in DUMP_FILES}
     tokens["paging"] = tokens[PAGE]
+    tokens[SINGLE], tokens[WIDE] = tokens[PAGE], tokens[EXPORT]  # no draw: the random stream stays as it was
 
     # ---- pages: topic, ids, names; a few unnamed pages, one Australian advertiser
     mid = [p for p, s in enumerate(sizes) if 8 <= s <= 60] or list(range(n_pages))
@@ -1095,8 +1117,34 @@ def write_demo_ads(
     side_done: set[str] = set()
     batch_names = [f"{gen.pick(('nyc', 'sfo', 'chi'))}-{k:03d}" for k in range(1 + len(copies[EXPORT]) // 200)]
     export_mangle = {a.ad_id for a in by_primary[EXPORT] + [b for d, b in extra_copies if d == EXPORT] if gen.py.random() < 0.1}
+    # Spreadsheet round trips also rounded some page ids (the page URL, where there is one, keeps the
+    # real number), and wrote dates unpadded or as "date time". A separate stream of random numbers
+    # keeps every earlier draw, hence every other output, as it was.
+    quirks = random.Random(f"{seed}-collector-quirks")
+    export_only = sorted(a.ad_id for a in by_primary[EXPORT] if a.ad_id not in copied and not pages[a.page]["foreign"])
+    page_mangle = set(quirks.sample(export_only, k=min(len(export_only), max(6, round(0.04 * len(export_only))))))
+    page_lost = set(sorted(page_mangle)[:3])  # no page URL in their rows: quarantined as mangled_page_id
+
+    def spreadsheet_date(value: str, ad_id: str) -> str:
+        if not value:
+            return value
+        style = int(ad_id[-3:]) % 7
+        day = dt.date.fromisoformat(value)
+        if style in (1, 2):  # 2023-5-3
+            return f"{day.year}-{day.month}-{day.day}"
+        if style == 3:  # 2023-05-03 14:02:11
+            return f"{value} {int(ad_id[-2:]) % 24:02d}:{int(ad_id[-4:-2]) % 60:02d}:{int(ad_id[-6:-4]) % 60:02d}"
+        return value
+
     for k, a in enumerate(copies[EXPORT]):
         rec = current_record(a, EXPORT)
+        for key in ("ad_creation_time", "ad_delivery_start_time", "ad_delivery_stop_time"):
+            if key in rec:
+                rec[key] = spreadsheet_date(rec[key], a.ad_id)
+        page_url = f"https://www.facebook.com/{rec['page_id']}/" if (int(a.ad_id) % 5 < 3 or a.ad_id in page_mangle) else ""
+        if a.ad_id in page_mangle:
+            rec["page_id"] = f"{int(rec['page_id']):.5E}".replace("E+0", "E+")
+            page_url = "" if a.ad_id in page_lost else page_url
         shown = a.ad_id
         if a.ad_id in export_mangle:
             shown = f"{int(a.ad_id):.5E}".replace("E+0", "E+")
@@ -1111,7 +1159,7 @@ def write_demo_ads(
             rec["spend"]["lower_bound"], rec["spend"].get("upper_bound", ""), rec["impressions"]["lower_bound"],
             rec["impressions"].get("upper_bound", ""), rec["estimated_audience_size"]["lower_bound"],
             rec["estimated_audience_size"].get("upper_bound", ""), repr(rec["languages"]), repr(rec["publisher_platforms"]),
-            rec["ad_snapshot_url"], batch_names[k // 200],
+            rec["ad_snapshot_url"], batch_names[k // 200], page_url,
         ])
         note(a, EXPORT)
         if a.ad_id in side_done:
@@ -1127,6 +1175,67 @@ def write_demo_ads(
     summary[EXPORT] = {"rows": len(copies[EXPORT]), "mangled_ids": sum(1 for a in copies[EXPORT] if a.ad_id in mangled),
                        "demographic_rows": demo_buf.getvalue().count("\n") - 1,
                        "region_rows": region_buf.getvalue().count("\n") - 1}
+
+    # one ad object per file, keyed by a document store's _id (its ad id only in ad_snapshot_url); a copy
+    # of a page-only ad, merged before the page
+    page_only = sorted((a for a in by_primary[PAGE] if a.ad_id not in copied and not pages[a.page]["unnamed"]
+                        and free(a, "empty_body", "short_body", "no_region", "missing_dates")), key=lambda x: x.ad_id)
+    single_ad = quirks.choice(page_only) if page_only else by_primary[CURRENT][0]
+    single = {"_id": {"$oid": "".join(quirks.choice("0123456789abcdef") for _ in range(24))}}
+    single.update({k: v for k, v in current_record(single_ad, SINGLE).items() if k != "id"})
+    (out_dir / SINGLE).write_text(json.dumps(single, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    note(single_ad, SINGLE)
+    summary[SINGLE] = {"records": 1}
+
+    # a wide spreadsheet export (UTF-8 with a byte-order mark, CRLF): one percentage column per
+    # region and per gender x age cell, some rows in "12.5%" notation; copies of export ads, merged
+    # before the export, so these rows are the ones kept
+    wide_pool = sorted((a for a in by_primary[EXPORT] if a.ad_id not in copied and a.ad_id not in page_mangle and a.regions
+                        and free(a, "empty_body", "short_body", "no_region", "missing_dates") and not pages[a.page]["unnamed"]),
+                       key=lambda x: x.ad_id)
+    wide_ads = quirks.sample(wide_pool, k=min(len(wide_pool), max(5, round(0.03 * len(by_primary[EXPORT])))))
+    region_cols = sorted({e["region"] for a in wide_ads for e in a.regions})
+    cell_cols = sorted({(e["gender"], e["age"]) for a in wide_ads for e in a.demographics})
+
+    def region_header(name: str) -> str:
+        return name if name in WIDE_BARE_REGIONS or name in census.regions else f"region: {name}"
+
+    wide_buf = io.StringIO()
+    w_wide = csv.writer(wide_buf, lineterminator="\r\n")
+    w_wide.writerow(["ad_archive_id", "page_id", "page_name", "bylines", "ad_delivery_start_time", "ad_delivery_stop_time",
+                     "ad_creative_bodies", "currency", "spend_lower", "spend_upper", "impressions_lower", "impressions_upper",
+                     "ad_snapshot_url"] + [region_header(r) for r in region_cols] + [f"{g} {a}" for g, a in cell_cols])
+    for a in wide_ads:
+        rec = current_record(a, WIDE)
+        percent = quirks.random() < 0.5
+
+        def share(value: str | None) -> str:
+            if value is None:
+                return ""
+            return f"{float(value) * 100:.10g}%" if percent else value
+
+        regions = {e["region"]: e["percentage"] for e in a.regions}
+        cells = {(e["gender"], e["age"]): e["percentage"] for e in a.demographics}
+        w_wide.writerow([a.ad_id, rec["page_id"], rec.get("page_name", ""), rec["bylines"],
+                         spreadsheet_date(rec.get("ad_delivery_start_time", ""), a.ad_id), rec.get("ad_delivery_stop_time", ""),
+                         json.dumps(rec.get("ad_creative_bodies", []), ensure_ascii=False), rec["currency"],
+                         rec["spend"]["lower_bound"], rec["spend"].get("upper_bound", ""), rec["impressions"]["lower_bound"],
+                         rec["impressions"].get("upper_bound", ""), rec["ad_snapshot_url"]]
+                        + [share(regions.get(r)) for r in region_cols] + [share(cells.get(c)) for c in cell_cols])
+        note(a, WIDE)
+    (out_dir / WIDE).write_bytes(("\ufeff" + wide_buf.getvalue()).encode("utf-8"))
+    wide_ids = {a.ad_id for a in wide_ads}
+    summary[WIDE] = {"rows": len(wide_ads), "region_columns": len(region_cols), "cell_columns": len(cell_cols)}
+
+    # an Ad Library Report download (spend totals per advertiser): not an ad dump, never in ads.dumps
+    report_buf = io.StringIO()
+    w_report = csv.writer(report_buf, lineterminator="\n")
+    w_report.writerow(REPORT_COLUMNS)
+    for p in sorted(range(n_pages), key=lambda i: pages[i]["page_id"]):
+        if not pages[p]["unnamed"]:
+            w_report.writerow([pages[p]["page_id"], pages[p]["name"], f"Paid for by {pages[p]['byline']}",
+                               f"{int(sizes[p] * pages[p]['cpm'] * 40):,}", sizes[p]])
+    (out_dir / REPORT).write_bytes(("\ufeff" + report_buf.getvalue()).encode("utf-8"))
 
     # media verbalisations for ~20% of the ads
     media_lines = []
@@ -1149,7 +1258,7 @@ def write_demo_ads(
     flag_names = ("empty_body", "short_body", "multi_frame", "has_url", "non_usd", "missing_impr_upper", "municipios",
                   "teen_cells", "unknown_gender", "unknown_region", "territories", "puerto_rico", "no_region",
                   "missing_dates", "foreign")
-    dump_rank = {d: i for i, d in enumerate(DUMP_FILES)}
+    dump_rank = {d: i for i, d in enumerate((CURRENT, LEGACY, SINGLE, PAGE, WIDE, EXPORT))}  # merge order
     rows = []
     for a in sorted(ads, key=lambda x: (x.page, x.family_id, x.variant)):
         page = pages[a.page]
@@ -1165,6 +1274,10 @@ def write_demo_ads(
             "malformed_line": malformed[a.ad_id] > 0,
             "malformed_only": n_records[a.ad_id] == 0,
             "mangled_id": a.ad_id in mangled,
+            "mangled_page_id": a.ad_id in page_mangle,
+            "mangled_page_lost": a.ad_id in page_lost,
+            "in_wide": a.ad_id in wide_ids,
+            "in_single": a.ad_id == single_ad.ad_id,
             "has_media": a.ad_id in media_ids,
             "audience_shift": a.shift, "top_states": list(a.top_states), "top_age": a.top_age, "top_gender": a.top_gender,
         })
@@ -1174,7 +1287,9 @@ def write_demo_ads(
          ("n_records", pa.int64()), ("delivery_start", pa.date32()), ("delivery_stop", pa.date32()),
          ("currency", pa.string()), ("n_frames", pa.int64()), ("is_duplicate", pa.bool_()), ("unnamed_page", pa.bool_())]
         + [(k, pa.bool_()) for k in flag_names]
-        + [("malformed_line", pa.bool_()), ("malformed_only", pa.bool_()), ("mangled_id", pa.bool_()), ("has_media", pa.bool_()),
+        + [("malformed_line", pa.bool_()), ("malformed_only", pa.bool_()), ("mangled_id", pa.bool_()),
+           ("mangled_page_id", pa.bool_()), ("mangled_page_lost", pa.bool_()), ("in_wide", pa.bool_()), ("in_single", pa.bool_()),
+           ("has_media", pa.bool_()),
            ("audience_shift", pa.string()), ("top_states", pa.list_(pa.string())), ("top_age", pa.string()), ("top_gender", pa.string())]
     )
     pq.write_table(pa.Table.from_pylist(rows, schema=schema), out_dir / TRUTH, compression="zstd")

@@ -18,7 +18,7 @@ def test_ads_stage_outputs(demo_run):
     report = json.loads((results / "ads/ingest_report.json").read_text())
     totals = report["totals"]
     assert totals["in"] == totals["kept"] + totals["quarantined"] + totals["duplicates"]
-    assert set(report["files"]) == {"current", "legacy", "page", "export"}
+    assert set(report["files"]) == {"current", "legacy", "single", "page", "wide", "export"}
     for entry in report["files"].values():
         assert entry["in"] == entry["kept"] + entry["quarantined"] + entry["duplicates"]
     for reason in ("malformed_json", "empty_body", "unnamed_page", "too_short"):
@@ -38,6 +38,45 @@ def test_ads_stage_outputs(demo_run):
     assert "census_status" in segments.column_names
     figures = sorted((results / "figures/delivery").glob("*.png"))
     assert len(figures) == 2
+
+
+def test_collector_quirks_survive_ingestion(demo_run):
+    """The demo's real-export quirks end to end: unpadded and 'date time' dates, a single-object JSON
+    file keyed by a document id, a wide CSV, rounded page ids repaired from page URLs or quarantined."""
+    results = demo_run / "results"
+    report = json.loads((results / "ads/ingest_report.json").read_text())
+    files, totals = report["files"], report["totals"]
+    truth = pq.read_table(results / "demo/ads/truth.parquet").to_pandas().set_index("ad_id")
+    ads = pq.read_table(results / "ads/ads.parquet").to_pandas().set_index("ad_id")
+    quarantine = pq.read_table(results / "ads/quarantine.parquet").to_pandas()
+
+    assert files["single"]["single_object"] and files["single"]["kept"] == 1
+    assert ads.loc[truth.index[truth.in_single][0], "source_file"] == "ads_single.json"
+    assert files["wide"]["kept"] == truth.in_wide.sum() > 0 and files["wide"]["unmapped_columns"] == []
+    assert (ads.loc[truth.index[truth.in_wide], "source_file"] == "ads_wide.csv").all()
+    assert totals["id_sources"]["snapshot_url"] >= 1 + truth.mangled_id.sum() - truth.malformed_only.sum()
+
+    lost = truth.index[truth.mangled_page_lost]
+    assert totals["quarantined_by_reason"]["mangled_page_id"] == len(lost) == 3
+    assert set(quarantine.loc[quarantine.reason == "mangled_page_id", "ad_id"]) == set(lost)
+    assert not set(lost) & set(ads.index)
+    repaired = truth.index[truth.mangled_page_id & ~truth.mangled_page_lost]
+    assert len(repaired) >= 3 and files["export"]["page_id_sources"]["page_url"] >= len(repaired)
+    assert (ads.loc[repaired, "page_id"] == truth.loc[repaired, "page_id"]).all()
+    assert not ads.page_id.str.contains("E+", regex=False).any()
+
+    kept = truth.index[truth.primary_dump.eq("ads_export.csv") & truth.index.isin(ads.index)]
+    assert (ads.loc[kept, "delivery_start"].astype(str) == truth.loc[kept, "delivery_start"].astype(str)).all()
+    assert "bad_date" not in totals["quarantined_by_reason"]
+
+
+def test_library_report_download_is_refused(demo_run):
+    from alpha import ingest
+    from alpha.ads import CleaningOptions
+
+    path = demo_run / "results/demo/ads/ads_library_report.csv"
+    with pytest.raises(ingest.IngestError, match="Ad Library Report download"):
+        ingest.ingest_dump(ingest.DumpSpec("report", path), demo_run / "r.parquet", demo_run / "q.parquet", CleaningOptions())
 
 
 def _strings_in_parquet(path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import io
 import itertools
 import json
 import re
@@ -23,7 +24,8 @@ from alpha.demo import write_demo_ads  # noqa: E402
 
 CENSUS = ROOT / "config" / "census"
 FILES = ["ads_current.jsonl", "ads_legacy.jsonl", "ads_page.json", "ads_export.csv", "ads_export_demos.csv",
-         "ads_export_regions.csv", "media_verbalisation.jsonl", "truth.parquet"]
+         "ads_export_regions.csv", "ads_single.json", "ads_wide.csv", "ads_library_report.csv", "media_verbalisation.jsonl",
+         "truth.parquet"]
 TERRITORIES = {"Guam", "Northern Mariana Islands", "US Virgin Islands", "Eastern District", "Western District"}
 TOKEN_URL = re.compile(r"render_ad/\?id=(\d{15,16})&access_token=[A-Za-z0-9]{30,}$")
 STATES_51 = 51
@@ -151,7 +153,7 @@ def test_layouts_and_field_names(parsed):
                              "ad_delivery_stop_time", "ad_creative_bodies", "ad_creative_link_titles", "currency",
                              "spend.lower_bound", "spend.upper_bound", "impressions.lower_bound", "impressions.upper_bound",
                              "estimated_audience_size.lower_bound", "estimated_audience_size.upper_bound", "languages",
-                             "publisher_platforms", "ad_snapshot_url", "collector_batch"]
+                             "publisher_platforms", "ad_snapshot_url", "collector_batch", "page_url"]
     for r in rows:
         assert r["ad_creative_bodies"] == "" or isinstance(json.loads(r["ad_creative_bodies"]), list)
         for col in ("languages", "publisher_platforms"):
@@ -383,3 +385,67 @@ def test_money_and_dates(parsed):
     us = truth[~truth.municipios]
     assert us.delivery_start.astype(str).min() >= "2021-01-01"
     assert 0.15 < (starts > "2023-06-30").mean() < 0.5
+
+
+# ------------------------------------------------------------------------ collector quirks, read back
+
+
+def test_export_dates_and_rounded_page_ids(parsed):
+    rows, truth = parsed["export_rows"], parsed["truth"].set_index("ad_id")
+    starts = [r["ad_delivery_start_time"] for r in rows if r["ad_delivery_start_time"]]
+    assert any(re.fullmatch(r"\d{4}-\d{1,2}-\d{1,2}", d) and not re.fullmatch(r"\d{4}-\d\d-\d\d", d) for d in starts)
+    assert any(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", d) for d in starts)
+    rounded = [r for r in rows if "E+" in r["page_id"]]
+    real = {r["id"]: r for r in parsed["export"]}
+    assert len(rounded) >= 6
+    for r in rounded:
+        ad_id = TOKEN_URL.search(r["ad_snapshot_url"]).group(1)
+        assert truth.loc[ad_id, "mangled_page_id"] and real[ad_id]
+        if r["page_url"]:
+            number = re.search(r"facebook\.com/(\d+)/", r["page_url"]).group(1)
+            assert number == truth.loc[ad_id, "page_id"] and float(r["page_id"]) == pytest.approx(int(number), rel=1e-5)
+        else:
+            assert truth.loc[ad_id, "mangled_page_lost"]
+    assert truth.mangled_page_lost.sum() == 3 and not truth[truth.mangled_page_lost].is_duplicate.any()
+
+
+def _ingest(tmp_path, name, **spec):
+    from alpha import ingest
+    from alpha.ads import CleaningOptions
+
+    out = tmp_path / name
+    report = ingest.ingest_dump(ingest.DumpSpec(name, spec.pop("path"), **spec), out.with_suffix(".parquet"),
+                                out.with_suffix(".q.parquet"), CleaningOptions())
+    return report, pq.read_table(out.with_suffix(".parquet")).to_pandas()
+
+
+def test_single_object_and_wide_dumps_read_back(demo, parsed, tmp_path):
+    out, summary = demo
+    truth = parsed["truth"].set_index("ad_id")
+    single = json.loads((out / "ads_single.json").read_text(encoding="utf-8"))
+    assert "id" not in single and set(single["_id"]) == {"$oid"} and "access_token=" in single["ad_snapshot_url"]
+    report, kept = _ingest(tmp_path, "single", path=out / "ads_single.json")
+    assert report["single_object"] and report["id_sources"] == {"snapshot_url": 1}
+    assert truth.loc[kept.ad_id[0], "in_single"]
+
+    raw = (out / "ads_wide.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf") and b"\r\n" in raw and b"%" in raw
+    header = next(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert "Texas" in header and any(h.startswith("region: ") for h in header) and "female 25-34" in header
+    report, kept = _ingest(tmp_path, "wide", path=out / "ads_wide.csv")
+    assert report["unmapped_columns"] == [] and len(kept) == summary["ads_wide.csv"]["rows"] == truth.in_wide.sum()
+    originals = {r["id"]: r for r in parsed["export"]}
+    for row in kept.itertuples():
+        assert truth.loc[row.ad_id, "in_wide"]
+        want = {e["region"]: float(e["percentage"]) for e in originals[row.ad_id]["delivery_by_region"] if float(e["percentage"])}
+        assert dict(zip(row.region_name, row.region_share)) == pytest.approx(want, rel=1e-9)
+        cells = {(e["gender"], e["age"]): float(e["percentage"]) for e in originals[row.ad_id]["demographic_distribution"]}
+        assert dict(zip(zip(row.demo_gender, row.demo_age), row.demo_share)) == pytest.approx({k: v for k, v in cells.items() if v}, rel=1e-9)
+
+
+def test_library_report_is_refused(demo, tmp_path):
+    from alpha import ingest
+
+    out, _ = demo
+    with pytest.raises(ingest.IngestError, match="Ad Library Report download .advertiser spend totals"):
+        _ingest(tmp_path, "report", path=out / "ads_library_report.csv")
