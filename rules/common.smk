@@ -429,7 +429,7 @@ if config["correlation"]["enabled"] and not _is_demo_benchmark(config["correlati
 def get_benchmark_inputs(wildcards):
     files = _benchmark_files(wildcards.benchmark)
     task = _benchmark_task(wildcards.benchmark)
-    loader_modules = ("__init__", "atp", "opinionqa", "gss", "globalopinionqa", "culturebank", "culturenli")
+    loader_modules = ("__init__", "atp", "nominal", "opinionqa", "gss", "globalopinionqa", "culturebank", "culturenli")
     return {
         "files": sorted({DEMO_BENCHMARKS if _is_demo_benchmark(p) else p for p in files}),
         "task": str(_evaluation.task_file(task)),

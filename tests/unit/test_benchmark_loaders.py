@@ -295,7 +295,7 @@ def test_culturenli_items_dedup_and_ties(tmp_path):
                                                                     (6, "ratings_unparseable")]
     assert result.report == {
         "benchmark": "culturenli", "file": "data.tsv", "rows_read": 7, "blank_lines": 1, "duplicates_replaced": 1,
-        "pairs": 3, "items": 6,
+        "empty_fields": {"premise": 0, "hypothesis": 0}, "pairs": 3, "items": 6,
         "gold_counts": {"US": {"E": 1, "N": 1, "C": 1}, "IN": {"E": 0, "N": 1, "C": 2}},
         "quarantined": {"field_count": 1, "ratings_invalid": 1, "ratings_unparseable": 1},
     }
@@ -331,6 +331,44 @@ def test_majority_label_first_seen():
     assert majority_label(["E", "N", "N", "E"]) == "E"
     assert majority_label(["C", "N", "E"]) == "C"
     assert majority_label(["C", "E", "E"]) == "E"
+
+
+def test_culturenli_keeps_rows_with_empty_text_as_the_reference_does(tmp_path):
+    # the reference keys items by (premise, hypothesis) and keeps every row whose ratings parse, empty text
+    # included: such rows are items here too (counted in the report); unparseable ratings stay quarantined
+    path = tmp_path / "data.tsv"
+    path.write_text(
+        "premise\thypothesis\tus_ratings\tin_ratings\n"
+        f"{P1}\t{H1}\t['E', 'E', 'N']\t['N']\n"     # 0: US gold E
+        f"{P1}\t\t['E', 'E']\t['N']\n"              # 1: empty hypothesis, US gold E
+        f"\t{H2}\t['C', 'N', 'C']\t['N']\n"         # 2: empty premise, US gold C
+        f"{P2}\t{H3}\t['N', 'N', 'E']\t['N']\n"     # 3: US gold N
+        f"{P2}\tAnna is tired.\t['E', 'C', 'E']\t['N']\n"  # 4: US gold E
+        f"{P2}\t   \t['E']\t['E'\n",                 # 5: blank hypothesis but IN ratings do not parse
+        encoding="utf-8")
+    result = get_loader("culturenli")(path, cultures=("US",))
+    assert [(q["row"], q["reason"]) for q in result.quarantine] == [(5, "ratings_unparseable")]
+    assert result.report["empty_fields"] == {"premise": 1, "hypothesis": 1}  # the quarantined row is not counted
+    assert result.report["pairs"] == 5 and result.report["quarantined"] == {"ratings_unparseable": 1}
+    items = result.items
+    assert [(i["row"], i["gold"]) for i in items] == [(0, "E"), (1, "E"), (2, "C"), (3, "N"), (4, "E")]
+    assert items[1]["hypothesis"] == "" and "\n  Hypothesis: \n" in items[1]["prompt"]
+    assert items[2]["premise"] == "" and items[2]["prompt"].startswith("Premise: \n  Hypothesis: ")
+    # the metric, by hand: gold entail = [1, 1, 0, 0, 1]; model P(E) = .95 .85 .65 .75 .55
+    #   t=.6: pred 1 1 1 1 0 -> F1(E) = 2*2/(4+2+1) = 4/7, F1(rest) = 0           -> 2/7
+    #   t=.7: pred 1 1 0 1 0 -> F1(E) = 4/(4+1+1) = 2/3, F1(rest) = 2/(2+1+1) = 1/2 -> 7/12
+    #   t=.8: pred 1 1 0 0 0 -> F1(E) = 4/(4+0+1) = 4/5, F1(rest) = 4/(4+1+0) = 4/5 -> 0.8 (the best)
+    #   t=.9: pred 1 0 0 0 0 -> F1(E) = 2/(2+0+2) = 1/2, F1(rest) = 4/(4+2+0) = 2/3 -> 7/12
+    #   t=1.: pred 0 0 0 0 0 -> F1(E) = 0, F1(rest) = 4/(4+3) = 4/7                 -> 2/7
+    # (dropping rows 1 and 2, as before, would score 2/3 at t=.8 on the three rows left)
+    from alpha import metrics
+
+    frame = result.frame().assign(p_entail=[0.95, 0.85, 0.65, 0.75, 0.55])
+    r = metrics.get_metric("culturenli_macro_f1")(frame[["premise", "hypothesis", "ratings", "p_entail"]])
+    assert r.details["f1_by_threshold"] == pytest.approx({0.6: 2 / 7, 0.7: 7 / 12, 0.8: 0.8, 0.9: 7 / 12, 1.0: 2 / 7})
+    assert r.value == pytest.approx(0.8) and r.details["best_threshold"] == 0.8
+    assert r.n_items == 5 and r.details["n_duplicates_replaced"] == 0
+    assert (r.details["n_entail"], r.details["n_rest"]) == (3, 2)
 
 
 def test_culturenli_bad_header(tmp_path):

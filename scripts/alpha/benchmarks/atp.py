@@ -27,7 +27,10 @@ of the variable name removed (``strip_name_prefix``; ATP labels often start so).
 labels in code order; refusal-type options (code in ``refusal_codes`` (99), a user-missing code, or a
 label made only of phrases in ``REFUSAL_PHRASES``: "Refused", "Don't know", "Not sure", ...) go last,
 in code order, as OpinionQA's ``references`` do. Ordinals = the substantive codes (as floats), unless
-``ordinal_overrides`` gives a list for the key (e.g. OpinionQA's ``option_ordinal``).
+``ordinal_overrides`` gives a list for the key (e.g. OpinionQA's ``option_ordinal``), or all equal
+(excluded from the W1 metrics, and counted) for a question the shared nominal rule calls nominal
+(``alpha.benchmarks.nominal``: config overrides ``nominal`` / ``ordinal``, then OpinionQA's marking
+where known, then the name list, then the label heuristic); the report lists them (``nominal``).
 
 Human distributions: ``metrics.human_distribution`` over the codes, weighted by ``WEIGHT_W{wave}``
 (respondents with a missing or negative weight dropped and counted); no weight column -> unweighted,
@@ -35,8 +38,26 @@ recorded in the report. Per group from ``AttributeRule``s: a respondent's group 
 *label* of their code (labels are steadier across waves than codes), matched against regexes (full
 match on the normalised label) or, for income, against dollar bands parsed from the label. Labels that
 match no group, no ``ignore`` pattern and are not refusals are reported as ``unmapped``; attributes
-with none of their candidate columns present as ``missing_attributes``. Names and spellings drift
-between waves: extend the candidate columns / patterns from config (``attribute_rules``).
+with none of their candidate columns present as ``missing_attributes`` (a wave without an income
+variable builds no INCOME groups and says so; it does not fail). Names and spellings drift between
+waves: extend the candidate columns / patterns from config (``attribute_rules``).
+
+Group rules of OpinionQA-from-raw (``OQA_ATTRIBUTES``), the groups of OpinionQA's per-group files:
+
+- RACE from ``F_RACECMB`` + ``F_HISP``: White, Black and Asian respondents stay in their race whatever
+  the Hispanic flag says; respondents of mixed, some other or refused race who are Hispanic are
+  Hispanic; non-Hispanic mixed race is "Mixed Race", non-Hispanic "some other race" is "Other".
+  A wave with only a combined race-ethnicity variable (``F_RACETHNMOD``, ``F_RACETHN_RECRUITMENT``)
+  maps "White/Black/Asian non-Hispanic" to White/Black/Asian and "Hispanic" to Hispanic; it cannot
+  give back OpinionQA's Hispanic White/Black/Asian respondents (they are Hispanic there) nor split its
+  "Other" into Mixed Race and Other (neither is built); the wave's report says so (``attribute_notes``).
+- INCOME in OpinionQA's five bands; a variable whose brackets straddle a band edge is read through its
+  bracket table (``INCOME_BRACKETS``, written with ``bracket_band``: the band holding the bracket's
+  midpoint, so ``$70,000 to less than $80,000`` is ``$75,000-$100,000``).
+- Spellings of W26-W92: sex from ``F_SEX`` or ``F_GENDER`` ("A man"/"A woman"), citizenship "Yes"/"No"
+  or "US Citizen"/"Not US Citizen", party "Something else" (or "other") is Other.
+
+OpinionQA-XL (``XL_ATTRIBUTES``) keeps its own grouping: Hispanic of any race, no Mixed Race/Other.
 
 Field dates come from config, ``{wave: {"start": "YYYY-MM-DD", "end": "YYYY-MM-DD"}}``; Table 2 uses
 the waves fielded entirely within March-August 2023 (``table2_waves``).
@@ -49,7 +70,7 @@ import math
 import os
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -58,6 +79,7 @@ import pandas as pd
 
 from alpha.benchmarks import LoadResult, quarantine_counts, register_loader
 from alpha.benchmarks import opinionqa as oqa
+from alpha.benchmarks.nominal import NominalRule
 from alpha.metrics import HumanDistribution, human_distribution, normalised_wd
 
 log = logging.getLogger("alpha.benchmarks.atp")
@@ -115,7 +137,13 @@ class AttributeRule:
     full-matched against the normalised value label. ``bands``: group label -> (low, high) dollars,
     a label's parsed range [lo, hi) must lie inside (income). ``ignore``: regexes for labels that are
     known but belong to no target group. ``override``: (columns, regexes, group): respondents whose
-    label in that column matches join ``group`` whatever ``columns`` say (Hispanic, of any race)."""
+    label in that column matches join ``group`` whatever ``columns`` say (XL: Hispanic, of any race),
+    except those already in a group named in ``keep`` ("override only when not one of these";
+    OpinionQA: White, Black and Asian stay in their race whatever the Hispanic flag says).
+    ``by_column``: column -> the rule used instead when that column is the one present (a variable
+    with other labels or another meaning, e.g. a combined race-ethnicity variable, or an income
+    variable with its own bracket table); ``note``: what such a variant cannot recover, copied into
+    the loader's per-wave report (``attribute_notes``)."""
 
     name: str
     columns: tuple[str, ...]
@@ -123,10 +151,17 @@ class AttributeRule:
     bands: Mapping[str, tuple[float | None, float | None]] = field(default_factory=dict)
     ignore: tuple[str, ...] = ()
     override: tuple[tuple[str, ...], tuple[str, ...], str] | None = None
+    keep: tuple[str, ...] = ()
+    by_column: Mapping[str, "AttributeRule"] = field(default_factory=dict)
+    note: str = ""
 
     def labels(self) -> list[str]:
         return list(self.groups) + [g for g in self.bands if g not in self.groups] + (
             [self.override[2]] if self.override and self.override[2] not in self.groups else [])
+
+    def for_column(self, column: str | None) -> "AttributeRule":
+        """The rule that reads ``column`` (its ``by_column`` variant, else this rule)."""
+        return self.by_column.get(column, self) if column is not None else self
 
 
 _MONEY = re.compile(r"\$?\s*(\d[\d,]*(?:\.\d+)?)\s*(k\b)?")
@@ -151,6 +186,27 @@ def income_range(label: Any) -> tuple[float, float] | None:
     return None
 
 
+def bracket_band(label: Any, bands: Mapping[str, tuple[float | None, float | None]]) -> str | None:
+    """The band an income bracket is counted in: the band holding the bracket's midpoint, bands read
+    as half-open [low, high) (an open-ended bracket counts by its finite end: "$150,000 or more" ->
+    150,000). A bracket inside one band lands in that band; a bracket straddling a band edge lands
+    where most of its range lies, and on a tie (edge at the midpoint) in the upper band:
+    "$70,000 to less than $80,000" -> 75,000 -> "$75,000-$100,000", as OpinionQA counts it. None:
+    no parsable range, or a midpoint in no band. ``INCOME_BRACKETS`` is this rule written out per
+    variable; the builder reads the tables, not this function."""
+    rng = income_range(label)
+    if rng is None:
+        return None
+    lo, hi = rng
+    x = lo if math.isinf(hi) else (lo + hi) / 2
+    return next((g for g, (blo, bhi) in bands.items() if (blo is None or x >= blo) and (bhi is None or x < bhi)), None)
+
+
+def _exact(*labels: str) -> tuple[str, ...]:
+    """Regexes full-matching exactly these value labels (normalised)."""
+    return tuple(re.escape(normalise_label(label)) for label in labels)
+
+
 def _age(lo: int, hi: int | None) -> tuple[str, ...]:
     if hi is None:
         return (rf"(ages? )?{lo} ?(\+|or older|and older|or over)( years)?",)
@@ -167,36 +223,102 @@ _EDUCATION = {
     "College graduate/some postgrad": (r"college grad(uate)?.*", r"bachelor'?s?( degree)?.*"),
     "Postgraduate": (r"post-? ?grad(uate)?.*", r"master'?s?( degree)?.*"),
 }
+# F_SEX "Male"/"Female"; F_GENDER (later waves) "A man"/"A woman"/"In some other way"
 _SEXES = {"Male": (r"male", r"a man", r"man", r"men"), "Female": (r"female", r"a woman", r"woman", r"women")}
 _RELIG = {"Protestant": (r"protestant\b.*",), "Roman Catholic": (r"(roman )?catholic\b.*",), "Mormon": (r"mormon\b.*",),
           "Orthodox": (r"orthodox\b.*",), "Jewish": (r"jewish\b.*",), "Muslim": (r"muslim\b.*",),
           "Buddhist": (r"buddhist\b.*",), "Hindu": (r"hindu\b.*",), "Atheist": (r"atheist\b.*",),
           "Agnostic": (r"agnostic\b.*",), "Other": (r"(something else|other)\b.*",),
           "Nothing in particular": (r"nothing in particular\b.*",)}
+# citizenship: "Yes"/"No", or "US Citizen"/"Not US Citizen" ("U.S. citizen", "Non-citizen")
+_CITIZEN = {"Yes": (r"yes\b.*", r"(a )?u\.? ?s\.? citizen\b.*", r"citizen"),
+            "No": (r"no\b.*", r"not (a )?(u\.? ?s\.? )?citizen\b.*", r"non-? ?(u\.? ?s\.? )?citizen\b.*")}
+# party: "Something else" (also "Something else, specify") and "Other party" are OpinionQA's Other
+_PARTY = {"Republican": (r"republican\b.*",), "Democrat": (r"democrat(ic)?\b.*",), "Independent": (r"independent\b.*",),
+          "Other": (r"something else\b.*", r"other\b.*")}
+# race (F_RACECMB): "White", "Black or African-American", "Asian or Asian-American", "Mixed Race",
+# "Or some other race"
 _RACE = {"White": (r"white\b.*",), "Black": (r"black\b.*",), "Asian": (r"asian\b.*",)}
-_RACE_OTHER = (r"mixed\b.*", r"(or )?some other race.*", r"other\b.*", r"multiracial.*", r"two or more.*")
+_MIXED = (r"mixed\b.*", r"multiracial.*", r"multiple races?\b.*", r"two or more.*")
+_SOME_OTHER = (r"(or )?some other race.*", r"other\b.*")
+_RACE_OTHER = _MIXED + _SOME_OTHER  # XL: known, no target group
 _HISPANIC = (("F_HISP_RECRUITMENT", "F_HISP"), (r"yes\b.*",), "Hispanic")
+# OpinionQA's RACE groups as its per-group files spell them ("Mixed Race" is its own group there; the
+# metadata lists the other five). "Hispanic" has no race label: it comes from the override, which
+# leaves White, Black and Asian respondents in their race (``keep``) and moves Hispanic respondents of
+# mixed, some other or refused race (or no race label) into Hispanic.
+_RACE_OQA = {**_RACE, "Hispanic": (), "Other": _SOME_OTHER, "Mixed Race": _MIXED}
+# combined race-ethnicity variables (one variable, Hispanic first), used only where a wave has no
+# F_RACECMB: "White non-Hispanic", "Black non-Hispanic", "Asian non-Hispanic" (newer versions only),
+# "Hispanic", "Other" (mixed and other races, non-Hispanic; also Asian where there is no Asian code)
+RACETHN_COLUMNS = ("F_RACETHNMOD", "F_RACETHN_RECRUITMENT", "F_RACETHN")
+_NON_HISP = r",? (non-? ?hispanic|not hispanic)\b.*"
+_RACETHN = {"White": (r"white" + _NON_HISP,), "Black": (r"black" + _NON_HISP,), "Asian": (r"asian" + _NON_HISP,),
+            "Hispanic": (r"hispanic\b.*",)}
+_RACETHN_OTHER = (r"other\b.*", r"mixed\b.*", r"(or )?some other race.*", r"multiracial.*")
 _IDEO5 = {g: (g.lower(),) for g in ("Very conservative", "Conservative", "Moderate", "Liberal", "Very liberal")}
 _INCOME5 = {"Less than $30,000": (None, 30000.0), "$30,000-$50,000": (30000.0, 50000.0),
             "$50,000-$75,000": (50000.0, 75000.0), "$75,000-$100,000": (75000.0, 100000.0),
             "$100,000 or more": (100000.0, None)}
+_INCOME_FINAL_BRACKETS = {
+    "Less than $10,000": "Less than $30,000", "10 to under $20,000": "Less than $30,000",
+    "20 to under $30,000": "Less than $30,000", "30 to under $40,000": "$30,000-$50,000",
+    "40 to under $50,000": "$30,000-$50,000", "50 to under $75,000": "$50,000-$75,000",
+    "75 to under $100,000": "$75,000-$100,000", "100 to under $150,000": "$100,000 or more",
+    "$150,000 or more": "$100,000 or more"}
+INCOME_BRACKETS: dict[str, dict[str, str]] = {
+    # variable -> {bracket (value label): OpinionQA income band}; written out with ``bracket_band`` (the
+    # midpoint rule). F_INCOME(_FINAL)'s brackets all lie inside one band.
+    "F_INCOME_FINAL": _INCOME_FINAL_BRACKETS,
+    "F_INCOME": _INCOME_FINAL_BRACKETS,
+    # F_INC_SDT1 (later waves): $10,000 brackets from $30,000 to $100,000; "$70,000 to less than
+    # $80,000" straddles the $75,000 edge and is counted in $75,000-$100,000 (OpinionQA does the same)
+    "F_INC_SDT1": {
+        "Less than $30,000": "Less than $30,000",
+        "$30,000 to less than $40,000": "$30,000-$50,000", "$40,000 to less than $50,000": "$30,000-$50,000",
+        "$50,000 to less than $60,000": "$50,000-$75,000", "$60,000 to less than $70,000": "$50,000-$75,000",
+        "$70,000 to less than $80,000": "$75,000-$100,000", "$80,000 to less than $90,000": "$75,000-$100,000",
+        "$90,000 to less than $100,000": "$75,000-$100,000", "$100,000 or more": "$100,000 or more"},
+}
+
+
+def _bracket_rule(name: str, bands: Mapping[str, tuple[float | None, float | None]],
+                  table: Mapping[str, str]) -> AttributeRule:
+    """An income rule reading a bracket table first (exact labels), then band containment."""
+    groups = {g: _exact(*[label for label, band in table.items() if band == g]) for g in bands}
+    return AttributeRule(name, (), {g: p for g, p in groups.items() if p}, bands)
+
+
 C = {  # candidate columns per attribute, newest spellings after the FINAL ones
     "CREGION": ("F_CREGION_FINAL", "F_CREGION"), "AGE": ("F_AGECAT_FINAL", "F_AGECAT"),
     "SEX": ("F_SEX_FINAL", "F_SEX", "F_GENDER"), "GENDER": ("F_GENDER", "F_SEX_FINAL", "F_SEX"),
     "EDUCATION": ("F_EDUCCAT2_FINAL", "F_EDUCCAT2"),
-    "CITIZEN": ("F_CITIZEN_RECODE_RECRUITMENT", "F_CITIZEN_FINAL", "F_CITIZEN"),
+    "CITIZEN": ("F_CITIZEN_RECODE_RECRUITMENT", "F_CITIZEN_FINAL", "F_CITIZEN", "F_CITIZEN_RECODE"),
     "MARITAL": ("F_MARITAL_FINAL", "F_MARITAL"), "RELIG": ("F_RELIG_FINAL", "F_RELIG"),
     "RELIGATTEND": ("F_ATTEND_FINAL", "F_ATTEND"), "POLPARTY": ("F_PARTY_FINAL", "F_PARTY"),
     "INCOME": ("F_INCOME_FINAL", "F_INC_SDT1", "F_INCOME"), "POLIDEOLOGY": ("F_IDEO_FINAL", "F_IDEO"),
-    "RACE": ("F_RACECMB_RECRUITMENT", "F_RACECMB"),
+    "RACE": ("F_RACECMB_RECRUITMENT", "F_RACECMB") + RACETHN_COLUMNS,  # combined variable: last resort
 }
+
+_OQA_RACETHN = AttributeRule(
+    "RACE", (), _RACETHN, ignore=_RACETHN_OTHER,
+    note="combined race-ethnicity variable (no separate race and Hispanic columns): White/Black/Asian "
+         "non-Hispanic -> White/Black/Asian, Hispanic -> Hispanic; not recoverable: OpinionQA keeps Hispanic "
+         "White, Black and Asian respondents in their race, this variable has them as Hispanic (White/Black/Asian "
+         "undercounted, Hispanic overcounted); its 'Other' (mixed and some other race) cannot be split into "
+         "Mixed Race and Other, so neither group is built; where it has no Asian code, Asian is empty")
+_XL_RACETHN = AttributeRule(
+    "RACE", (), _RACETHN, ignore=_RACETHN_OTHER,
+    note="combined race-ethnicity variable: White/Black/Asian non-Hispanic -> White/Black/Asian, Hispanic "
+         "(of any race) -> Hispanic, the same groups as race + Hispanic flag; where it has no Asian code, "
+         "Asian respondents are in its 'Other' and Asian is empty")
 
 OQA_ATTRIBUTES: dict[str, AttributeRule] = {r.name: r for r in (
     AttributeRule("CREGION", C["CREGION"], _REGION),
     AttributeRule("AGE", C["AGE"], _AGE),
     AttributeRule("SEX", C["SEX"], _SEXES, ignore=(r"in some other way.*", r"other.*")),
     AttributeRule("EDUCATION", C["EDUCATION"], _EDUCATION),
-    AttributeRule("CITIZEN", C["CITIZEN"], {"Yes": (r"yes\b.*",), "No": (r"no\b.*",)}),
+    AttributeRule("CITIZEN", C["CITIZEN"], _CITIZEN),
     AttributeRule("MARITAL", C["MARITAL"], {"Married": (r"married",), "Divorced": (r"divorced",),
                                             "Separated": (r"separated",), "Widowed": (r"widowed",),
                                             "Never been married": (r"never (been )?married",)},
@@ -204,15 +326,18 @@ OQA_ATTRIBUTES: dict[str, AttributeRule] = {r.name: r for r in (
     AttributeRule("RELIG", C["RELIG"], _RELIG),
     AttributeRule("RELIGATTEND", C["RELIGATTEND"], {g: (g.lower(),) for g in (
         "More than once a week", "Once a week", "Once or twice a month", "A few times a year", "Seldom", "Never")}),
-    AttributeRule("POLPARTY", C["POLPARTY"], {"Republican": (r"republican",), "Democrat": (r"democrat",),
-                                              "Independent": (r"independent",), "Other": (r"something else", r"other.*")}),
-    AttributeRule("INCOME", C["INCOME"], bands=_INCOME5),
+    AttributeRule("POLPARTY", C["POLPARTY"], _PARTY),
+    AttributeRule("INCOME", C["INCOME"], bands=_INCOME5,
+                  by_column={c: _bracket_rule("INCOME", _INCOME5, t) for c, t in INCOME_BRACKETS.items()}),
     AttributeRule("POLIDEOLOGY", C["POLIDEOLOGY"], _IDEO5),
-    AttributeRule("RACE", C["RACE"], {**_RACE, "Other": _RACE_OTHER}, override=_HISPANIC),
+    AttributeRule("RACE", C["RACE"], _RACE_OQA, override=_HISPANIC, keep=tuple(_RACE),
+                  by_column={c: _OQA_RACETHN for c in RACETHN_COLUMNS}),
 )}
 
 # OpinionQA-XL: 9 attributes, (n) groups: CREGION (4), AGE (4), EDUCATION (6), GENDER (2), POLIDEOLOGY (3),
-# INCOME (2), POLPARTY (2), RACE (4), RELIG (5)
+# INCOME (2), POLPARTY (2), RACE (4), RELIG (5). XL's own grouping: RACE is White, Black, Asian and Hispanic
+# of any race (the Hispanic flag wins; mixed and other races are no group); the income bands are the
+# outer two, so no bracket straddles them.
 XL_ATTRIBUTES: dict[str, AttributeRule] = {r.name: r for r in (
     AttributeRule("CREGION", C["CREGION"], _REGION),
     AttributeRule("AGE", C["AGE"], _AGE),
@@ -221,9 +346,10 @@ XL_ATTRIBUTES: dict[str, AttributeRule] = {r.name: r for r in (
     AttributeRule("POLIDEOLOGY", C["POLIDEOLOGY"], {"Conservative": (r"(very )?conservative",),
                                                     "Moderate": (r"moderate",), "Liberal": (r"(very )?liberal",)}),
     AttributeRule("INCOME", C["INCOME"], bands={"Less than $30,000": (None, 30000.0), "$100,000 or more": (100000.0, None)}),
-    AttributeRule("POLPARTY", C["POLPARTY"], {"Republican": (r"republican",), "Democrat": (r"democrat",)},
-                  ignore=(r"independent", r"something else", r"other.*")),
-    AttributeRule("RACE", C["RACE"], _RACE, ignore=_RACE_OTHER, override=_HISPANIC),
+    AttributeRule("POLPARTY", C["POLPARTY"], {g: _PARTY[g] for g in ("Republican", "Democrat")},
+                  ignore=_PARTY["Independent"] + _PARTY["Other"]),
+    AttributeRule("RACE", C["RACE"], _RACE, ignore=_RACE_OTHER, override=_HISPANIC,
+                  by_column={c: _XL_RACETHN for c in RACETHN_COLUMNS}),
     AttributeRule("RELIG", C["RELIG"], {g: _RELIG[g] for g in ("Protestant", "Jewish", "Hindu", "Atheist", "Muslim")},
                   ignore=tuple(p for g, ps in _RELIG.items() if g not in ("Protestant", "Jewish", "Hindu", "Atheist", "Muslim")
                                for p in ps)),
@@ -233,30 +359,53 @@ XL_GROUP_COUNTS = {"CREGION": 4, "AGE": 4, "EDUCATION": 6, "GENDER": 2, "POLIDEO
 XL_STEER_GROUPS = tuple((a, g) for a, rule in XL_ATTRIBUTES.items() for g in rule.labels())
 
 
+def _rule_from_spec(name: str, value: Mapping[str, Any], parent: AttributeRule | None = None) -> AttributeRule:
+    """One rule from a config mapping; a ``by_column`` variant (``parent`` given) inherits what it omits."""
+    def pick(key, convert, default):
+        if key in value:
+            return convert(value[key])
+        return getattr(parent, key) if parent is not None else default
+
+    def override(ov):
+        return (tuple(ov["columns"]), tuple(ov["patterns"]), ov["group"]) if ov else None
+
+    groups = pick("groups", lambda v: {g: tuple([p] if isinstance(p, str) else p) for g, p in (v or {}).items()}, {})
+    bands = pick("bands", lambda v: {g: (b[0], b[1]) for g, b in (v or {}).items()}, {})
+    if value.get("brackets"):  # {bracket label: band}: exact labels, read before the bands
+        groups = dict(groups)
+        for label, band in value["brackets"].items():
+            groups[band] = tuple(groups.get(band, ())) + _exact(label)
+    if "override" in value:
+        keep = tuple((value["override"] or {}).get("keep") or ())
+    else:
+        keep = parent.keep if parent is not None else ()
+    return AttributeRule(name=name, columns=tuple(value["columns"]) if parent is None else (), groups=groups,
+                         bands=bands, ignore=pick("ignore", lambda v: tuple(v or ()), ()),
+                         override=pick("override", override, None), keep=keep, note=str(value.get("note") or ""))
+
+
 def attribute_rules(spec: Mapping[str, Any] | None, base: Mapping[str, AttributeRule] = XL_ATTRIBUTES,
                     column_map: Mapping[str, Sequence[str]] | None = None) -> dict[str, AttributeRule]:
     """Rules from config: ``spec`` maps attribute -> an ``AttributeRule`` or a plain mapping with
-    ``columns``, ``groups`` ({group: [regex]}), ``bands`` ({group: [lo, hi]}), ``ignore``, ``override``
-    ({columns, patterns, group}); ``None`` keeps ``base``. ``column_map`` ({attribute: [columns]}) puts
-    extra candidate columns first (renamed variables in some wave)."""
+    ``columns``, ``groups`` ({group: [regex]}), ``bands`` ({group: [lo, hi]}), ``brackets`` ({bracket
+    label: band}, an income bracket table), ``ignore``, ``override`` ({columns, patterns, group, keep:
+    [groups the override leaves alone]}), ``by_column`` ({column: mapping as above without
+    ``columns``, taking what it omits from the attribute's mapping}) and ``note``; ``None`` keeps
+    ``base``. ``column_map`` ({attribute: [columns]}) puts extra candidate columns first (renamed
+    variables in some wave)."""
     rules = dict(base)
     for name, value in (spec or {}).items():
         if isinstance(value, AttributeRule):
             rules[name] = value
             continue
-        ov = value.get("override")
-        rules[name] = AttributeRule(
-            name=name, columns=tuple(value["columns"]),
-            groups={g: tuple([p] if isinstance(p, str) else p) for g, p in (value.get("groups") or {}).items()},
-            bands={g: (b[0], b[1]) for g, b in (value.get("bands") or {}).items()},
-            ignore=tuple(value.get("ignore") or ()),
-            override=(tuple(ov["columns"]), tuple(ov["patterns"]), ov["group"]) if ov else None)
+        rule = _rule_from_spec(name, value)
+        variants = {c: _rule_from_spec(name, v, parent=rule) for c, v in (value.get("by_column") or {}).items()}
+        rules[name] = replace(rule, by_column=variants)
     for name, cols in (column_map or {}).items():
         if name not in rules:
             raise KeyError(f"column_map names unknown attribute {name!r}; known: {sorted(rules)}")
         r = rules[name]
-        rules[name] = AttributeRule(r.name, tuple(cols) + tuple(c for c in r.columns if c not in cols), r.groups,
-                                    r.bands, r.ignore, r.override)
+        rules[name] = replace(r, columns=tuple(cols) + tuple(c for c in r.columns if c not in cols))
     return rules
 
 
@@ -285,7 +434,8 @@ def _match(rule: AttributeRule, label: str) -> list[str]:
 
 def _between_bands(rule: AttributeRule, label: str) -> bool:
     """A parsed income range overlapping none of the rule's bands (a middle band, no target group);
-    a range that straddles a band edge is not (it is reported as unmapped)."""
+    a range that straddles a band edge is not: it is reported as unmapped unless the variable's
+    bracket table (``INCOME_BRACKETS``, a ``by_column`` variant) places it."""
     rng = income_range(label)
     if rng is None:
         return False
@@ -294,42 +444,62 @@ def _between_bands(rule: AttributeRule, label: str) -> bool:
                    for blo, bhi in rule.bands.values())
 
 
+def _people(n: int) -> str:
+    return f"{n} respondent{'' if n == 1 else 's'}"
+
+
 def assign_groups(df: pd.DataFrame, meta, rules: Mapping[str, AttributeRule]) -> tuple[dict[str, np.ndarray], dict, list, dict]:
-    """({"ATTR=group": respondent mask}, {attribute: unmapped labels}, missing attributes, {attribute: column used})."""
+    """({"ATTR=group": respondent mask}, {attribute: unmapped labels}, missing attributes, {attribute: column used}).
+
+    Per attribute: the first candidate column present, read with its ``by_column`` variant if any;
+    a respondent's group comes from the value label of their code. Unmapped (per attribute, each with
+    its respondent count): labels of a group-less, non-refusal, non-ignored code that respondents
+    hold (an income bracket straddling a band edge says so), ambiguous labels, codes respondents
+    hold that have no value label, and an override column that is absent. Masks are built for the
+    groups the rule used can produce (a combined race-ethnicity variable builds no Mixed Race/Other)."""
     masks: dict[str, np.ndarray] = {}
     unmapped: dict[str, list[str]] = {}
     missing: list[str] = []
     used: dict[str, str] = {}
     n = len(df)
-    for name, rule in rules.items():
-        column = next((c for c in rule.columns if c in df.columns), None)
+    for name, base in rules.items():
+        column = next((c for c in base.columns if c in df.columns), None)
         if column is None:
             missing.append(name)
             continue
         used[name] = column
+        rule = base.for_column(column)
         labels = _label_map(meta, column)
         codes = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=np.float64)
         group_of = np.full(n, None, dtype=object)
         bad: set[str] = set()
         for code, label in labels.items():
             hits = _match(rule, label)
+            held = codes == code
             if len(hits) > 1:
                 bad.add(f"{label} (ambiguous: {', '.join(hits)})")
             if hits:
-                group_of[codes == code] = hits[0]
-            elif not (is_refusal_label(label) or any(re.fullmatch(p, normalise_label(label)) for p in rule.ignore)
-                      or (rule.bands and _between_bands(rule, label))):
-                if (codes == code).any():
-                    bad.add(label)
+                group_of[held] = hits[0]
+            elif held.any() and not (is_refusal_label(label)
+                                     or any(re.fullmatch(p, normalise_label(label)) for p in rule.ignore)
+                                     or (rule.bands and _between_bands(rule, label))):
+                straddles = bool(rule.bands) and income_range(label) is not None
+                bad.add(f"{label} ({_people(int(held.sum()))}" + ("; straddles an income band edge: no bracket "
+                                                                   "table entry" if straddles else "") + ")")
+        stray = ~np.isnan(codes) & ~np.isin(codes, list(labels))
+        if stray.any():
+            shown = ", ".join(f"{c:g}" for c in sorted(set(codes[stray].tolist())))
+            bad.add(f"(codes without a value label: {shown}; {_people(int(stray.sum()))})")
         if rule.override:
             ocols, pats, ogroup = rule.override
             ocol = next((c for c in ocols if c in df.columns), None)
             if ocol is not None:
                 olabels = _label_map(meta, ocol)
                 ocodes = pd.to_numeric(df[ocol], errors="coerce").to_numpy(dtype=np.float64)
+                open_to = np.array([g not in rule.keep for g in group_of], dtype=bool)  # "only when not one of these"
                 for code, label in olabels.items():
                     if any(re.fullmatch(p, normalise_label(label)) for p in pats):
-                        group_of[ocodes == code] = ogroup
+                        group_of[(ocodes == code) & open_to] = ogroup
             else:
                 bad.add(f"(override column {'/'.join(ocols)} absent: no {ogroup!r} group)")
         for g in rule.labels():
@@ -337,6 +507,18 @@ def assign_groups(df: pd.DataFrame, meta, rules: Mapping[str, AttributeRule]) ->
         if bad:
             unmapped[name] = sorted(bad)
     return masks, unmapped, missing, used
+
+
+def attribute_notes(rules: Mapping[str, AttributeRule], columns: Mapping[str, str]) -> dict[str, str]:
+    """{attribute: note} for the attributes read with a rule that carries a ``note`` (what the column
+    used cannot recover), given {attribute: column used} (``WaveBuild.attribute_columns``)."""
+    out = {}
+    for name, column in columns.items():
+        rule = rules.get(name)
+        note = rule.for_column(column).note if rule is not None else ""
+        if note:
+            out[name] = f"{column}: {note}"
+    return out
 
 
 # ------------------------------------------------------------------------------------- waves
@@ -402,12 +584,16 @@ def build_wave(df: pd.DataFrame, meta, survey: str, wave: int | None = None,
                ordinal_overrides: Mapping[str, Sequence[float]] | None = None, weight: str | None = None,
                weighted: bool = True, refusal_codes: Iterable[float] = REFUSAL_CODES, short_words: int = SHORT_WORDS,
                max_options: int = MAX_OPTIONS, non_item: Sequence[str] = NON_ITEM_COLUMNS,
-               strip_name_prefix: bool = True, cross: Sequence[tuple[str, str]] = ()) -> WaveBuild:
+               strip_name_prefix: bool = True, cross: Sequence[tuple[str, str]] = (),
+               nominal_rule: NominalRule | None = None) -> WaveBuild:
     """Questions of one raw wave (module docstring). Each question: ``key, question, references``
     (option labels, substantive then refusal-type), ``codes`` (same order), ``ordinals``,
     ``n_ordinal``, ``human`` ({"Overall" | "ATTR=group": HumanDistribution}), ``unweighted``
     (Overall, unweighted, for the compat variant). ``cross``: attribute pairs whose groups are also
-    crossed, e.g. ("AGE", "GENDER") adds "AGE=18-29&GENDER=Female" and the like."""
+    crossed, e.g. ("AGE", "GENDER") adds "AGE=18-29&GENDER=Female" and the like. Nominal questions
+    (``nominal_rule``, default the shared rule without overrides: ``alpha.benchmarks.nominal``; an
+    ``ordinal_overrides`` entry is OpinionQA's marking) get all-equal ordinals."""
+    rule = nominal_rule if nominal_rule is not None else NominalRule()
     weight = weight or oqa.weight_column(df.columns, wave)
     if weight is not None and weight not in df.columns:
         raise KeyError(f"{survey}: weight column {weight!r} not in the file")
@@ -473,13 +659,15 @@ def build_wave(df: pd.DataFrame, meta, survey: str, wave: int | None = None,
             skip(col, "never_asked")
             continue
         n_unmatched += overall.n_unmatched
-        ordinals = [float(c) for c in substantive]
+        ordinals, released = [float(c) for c in substantive], None
         if ordinal_overrides and col in ordinal_overrides:
             over = [float(x) for x in ordinal_overrides[col]]
             if len(over) == len(substantive):
-                ordinals = over
+                ordinals = released = over
             else:  # kept, with the code ordinals; reported
                 overrides_ignored.append(f"{col}: {len(over)} ordinals for {len(substantive)} substantive options")
+        ordinals = rule.apply(col, [labels[c] for c in substantive], ordinals, [float(c) for c in substantive],
+                              released=released, qid=f"{survey}:{col}")
         human = {oqa.OVERALL: overall}
         for g, mask in masks.items():
             human[g] = human_distribution(answers[mask], order, len(substantive), None if use_w is None else use_w[mask])
@@ -634,11 +822,13 @@ def _sav_files(path: str | os.PathLike) -> list[Path]:
 def _load_raw(benchmark: str, path, base_rules, steer_groups, *, field_dates_cfg=None, waves=None, table2=False,
               attributes=None, column_map=None, contexts=oqa.CONTEXTS, variants=("reference",), steer_questions=500,
               steer_keys=None, keys_by_survey=None, ordinal_overrides=None, weighted=True, refusal_codes=REFUSAL_CODES,
-              short_words=SHORT_WORDS, max_options=MAX_OPTIONS, encoding=None) -> LoadResult:
+              short_words=SHORT_WORDS, max_options=MAX_OPTIONS, encoding=None, nominal=(), ordinal=(),
+              opinionqa_marking=None) -> LoadResult:
     bad = [c for c in contexts if c not in oqa.CONTEXTS] + [v for v in variants if v not in oqa.VARIANTS]
     if bad:
         raise ValueError(f"unknown context/variant {bad}; contexts {oqa.CONTEXTS}, variants {oqa.VARIANTS}")
     rules = attribute_rules(attributes, base_rules, column_map)
+    nominal_rule = NominalRule(nominal=nominal, ordinal=ordinal, released=opinionqa_marking)
     dates = field_dates(field_dates_cfg)
     wanted = None if waves is None else {int(str(w).lstrip("Ww")) for w in waves}
     if table2:
@@ -658,7 +848,8 @@ def _load_raw(benchmark: str, path, base_rules, steer_groups, *, field_dates_cfg
         survey = f"W{wave}"
         keys = None if keys_by_survey is None else keys_by_survey.get(survey, [])
         b = build_wave(df, meta, survey, wave, rules, keys=keys, ordinal_overrides=ordinal_overrides,
-                       weighted=weighted, refusal_codes=refusal_codes, short_words=short_words, max_options=max_options)
+                       weighted=weighted, refusal_codes=refusal_codes, short_words=short_words, max_options=max_options,
+                       nominal_rule=nominal_rule)
         builds.append(b)
         skipped.update(b.skipped)
         skipped_items.extend(b.skipped_items)
@@ -668,7 +859,8 @@ def _load_raw(benchmark: str, path, base_rules, steer_groups, *, field_dates_cfg
                                 "unmapped": b.unmapped, "missing_attributes": b.missing_attributes,
                                 "attribute_columns": b.attribute_columns, "keys_not_in_file": b.keys_not_in_file,
                                 "answers_not_an_option": b.answers_not_an_option,
-                                "ordinal_overrides_ignored": b.overrides_ignored}
+                                "ordinal_overrides_ignored": b.overrides_ignored,
+                                "attribute_notes": attribute_notes(rules, b.attribute_columns)}
     items, steer_report = raw_items(builds, benchmark, rules, steer_groups, contexts, variants, steer_keys,
                                     steer_questions, dates)
     report = {
@@ -677,6 +869,10 @@ def _load_raw(benchmark: str, path, base_rules, steer_groups, *, field_dates_cfg
         "skipped_items": skipped_items, "table2": bool(table2),
         "no_field_dates": sorted(b.wave for b in builds if b.wave not in dates),
         "groups": [oqa.group_key(a, g) for a, r in rules.items() for g in r.labels()],
+        # per wave and attribute, the waves with any (details in "surveys")
+        "unmapped": {b.survey: b.unmapped for b in builds if b.unmapped},
+        "missing_attributes": {b.survey: b.missing_attributes for b in builds if b.missing_attributes},
+        "nominal": nominal_rule.report(),
         "steering": steer_report, "items": len(items),
         "items_by_context": dict(sorted(Counter(i["context"] for i in items).items())),
         "quarantined": quarantine_counts(quarantine),
@@ -693,18 +889,24 @@ def load_opinionqa_xl(path: str | os.PathLike, field_dates: Mapping | None = Non
                       steer_questions: int | None = 500, weighted: bool = True,
                       refusal_codes: Iterable[float] = REFUSAL_CODES, short_words: int = SHORT_WORDS,
                       max_options: int = MAX_OPTIONS, ordinal_overrides: Mapping | None = None,
-                      encoding: str | None = None) -> LoadResult:
+                      encoding: str | None = None, nominal: Iterable[str] = (), ordinal: Iterable[str] = (),
+                      opinionqa_marking: str | os.PathLike | None = None) -> LoadResult:
     """OpinionQA-XL from raw ATP ``.sav`` waves (a folder of them, or one file).
 
     ``field_dates``: config ``{wave: {start, end}}`` (copied onto items as ``field_start``/``field_end``);
     ``table2=True`` keeps only the waves fielded March-August 2023 (needs ``field_dates``). Groups: the
     9 XL attributes (``XL_ATTRIBUTES``, 32 groups), overridable by ``attributes`` / ``column_map``.
     Steering: the ``steer_questions`` most-disagreed questions x 32 groups x (qa, bio, portray), texts
-    from ``opinionqa.STEER_PERSONAS``."""
+    from ``opinionqa.STEER_PERSONAS``. Nominal questions (all-equal ordinals): the shared rule
+    (``alpha.benchmarks.nominal``) with the config overrides ``nominal`` / ``ordinal``; given
+    ``opinionqa_marking`` (the released OpinionQA folder), OpinionQA's marking decides the questions it
+    has (their code ordinals are kept when OpinionQA marks them ordinal)."""
     return _load_raw("opinionqa_xl", path, XL_ATTRIBUTES, XL_STEER_GROUPS, field_dates_cfg=field_dates, waves=waves,
                      table2=table2, attributes=attributes, column_map=column_map, contexts=contexts, variants=variants,
                      steer_questions=steer_questions, ordinal_overrides=ordinal_overrides, weighted=weighted,
-                     refusal_codes=refusal_codes, short_words=short_words, max_options=max_options, encoding=encoding)
+                     refusal_codes=refusal_codes, short_words=short_words, max_options=max_options, encoding=encoding,
+                     nominal=nominal, ordinal=ordinal,
+                     opinionqa_marking=None if opinionqa_marking is None else oqa.released_ordinals(opinionqa_marking))
 
 
 @register_loader("opinionqa_raw")
@@ -713,13 +915,16 @@ def load_opinionqa_raw(path: str | os.PathLike, released: str | os.PathLike | No
                        attributes: Mapping | None = None, column_map: Mapping | None = None,
                        contexts: Sequence[str] = ("default",), variants: Sequence[str] = ("reference",),
                        steer_questions: int | None = 500, weighted: bool = True,
-                       refusal_codes: Iterable[float] = REFUSAL_CODES, encoding: str | None = None) -> LoadResult:
+                       refusal_codes: Iterable[float] = REFUSAL_CODES, encoding: str | None = None,
+                       nominal: Iterable[str] = (), ordinal: Iterable[str] = ()) -> LoadResult:
     """OpinionQA built from raw ATP waves with OpinionQA's 12 attributes (``OQA_ATTRIBUTES``).
 
     With ``released`` (the released ``human_resp`` folder or its parent) the question set is each
     wave's ``info.csv`` keys, their ``option_ordinal`` replaces the code ordinals, and steering uses
     the disagreement-500 keys; the word-count / option-count filters are then off (OpinionQA's own
-    selection stands). Steering groups: OpinionQA's 22 (``opinionqa.OQA_STEER_GROUPS``)."""
+    selection stands). Steering groups: OpinionQA's 22 (``opinionqa.OQA_STEER_GROUPS``). Nominal
+    questions: the shared rule (``alpha.benchmarks.nominal``), OpinionQA's marking first where the
+    released files are given; ``nominal`` / ``ordinal``: config overrides."""
     keys_by_survey = overrides = steer_keys = None
     if released is not None:
         human, _, _ = oqa._layout(released)
@@ -737,4 +942,5 @@ def load_opinionqa_raw(path: str | os.PathLike, released: str | os.PathLike | No
                      steer_questions=steer_questions, steer_keys=steer_keys, keys_by_survey=keys_by_survey,
                      ordinal_overrides=overrides, weighted=weighted, refusal_codes=refusal_codes,
                      short_words=0 if released is not None else SHORT_WORDS,
-                     max_options=len(oqa.LETTERS) if released is not None else MAX_OPTIONS, encoding=encoding)
+                     max_options=len(oqa.LETTERS) if released is not None else MAX_OPTIONS, encoding=encoding,
+                     nominal=nominal, ordinal=ordinal)

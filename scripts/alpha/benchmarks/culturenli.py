@@ -10,8 +10,12 @@ Items are keyed by (premise, hypothesis): a later row with the same pair REPLACE
 Item order follows the reference's nested ``{premise: {hypothesis: ...}}``: pairs grouped by premise
 in first-seen order, hypotheses in first-seen order within a premise; all US items, then all IN.
 Gold label per culture: the most common rating, a tie going to the label seen first in the list.
-A malformed row (field count, empty text, ratings that do not parse or hold other labels) is
-quarantined and replaces nothing.
+
+Row handling follows the reference evaluation: a row is kept whenever its two ratings parse, even with
+an empty (or blank) premise or hypothesis -- the prompt then shows the field empty, and the empty pair
+is a key like any other. The report counts such kept rows (``empty_fields``: {"premise": n,
+"hypothesis": n}). A malformed row (field count, ratings that do not parse or hold other labels) is
+quarantined with its reason and replaces nothing.
 
 Item fields: ``item_id`` (``culturenli:{pair_id}:{culture}``), ``benchmark``, ``pair_id`` (first 16
 hex digits of sha1 of ``premise + "\\t" + hypothesis``), ``row`` (0-based data row of the kept line),
@@ -91,9 +95,7 @@ def parse_line(line: str) -> tuple[str, str, list[str], list[str]]:
     fields = line.split("\t")
     if len(fields) != len(HEADER):
         raise RowError("field_count", f"{len(fields)} tab-separated fields, expected {len(HEADER)}")
-    premise, hypothesis, us, india = fields
-    if not premise.strip() or not hypothesis.strip():
-        raise RowError("missing_field", "empty premise or hypothesis")
+    premise, hypothesis, us, india = fields  # empty texts are kept (the reference keeps them), and counted
     return premise, hypothesis, parse_ratings(us, "us_ratings"), parse_ratings(india, "in_ratings")
 
 
@@ -113,6 +115,7 @@ def load_culturenli(path: str | os.PathLike, cultures=tuple(CULTURES)) -> LoadRe
     pairs: dict[str, dict[str, tuple[int, list[str], list[str]]]] = {}
     quarantine = []
     rows_read = blank = replaced = 0
+    empty = {"premise": 0, "hypothesis": 0}  # kept rows with an empty / blank field
     for row, line in enumerate(lines[1:]):
         if not line.strip():
             blank += 1
@@ -123,6 +126,8 @@ def load_culturenli(path: str | os.PathLike, cultures=tuple(CULTURES)) -> LoadRe
         except RowError as err:
             quarantine.append({"row": row, "reason": err.reason, "detail": err.detail, "line": line[:200]})
             continue
+        empty["premise"] += not premise.strip()
+        empty["hypothesis"] += not hypothesis.strip()
         by_hypothesis = pairs.setdefault(premise, {})
         replaced += hypothesis in by_hypothesis
         by_hypothesis[hypothesis] = (row, us, india)
@@ -159,6 +164,7 @@ def load_culturenli(path: str | os.PathLike, cultures=tuple(CULTURES)) -> LoadRe
         "rows_read": rows_read,
         "blank_lines": blank,
         "duplicates_replaced": replaced,
+        "empty_fields": empty,
         "pairs": len(ordered),
         "items": len(items),
         "gold_counts": gold_counts,
@@ -166,6 +172,8 @@ def load_culturenli(path: str | os.PathLike, cultures=tuple(CULTURES)) -> LoadRe
     }
     if quarantine:
         log.warning("%s: %d row(s) quarantined %s", tsv.name, len(quarantine), report["quarantined"])
+    if any(empty.values()):
+        log.warning("%s: kept rows with an empty premise / hypothesis (as the reference does): %s", tsv.name, empty)
     log.info("%s: %d rows, %d duplicate(s) replaced -> %d pairs, %d items", tsv.name, rows_read, replaced,
              len(ordered), len(items))
     return LoadResult(items, quarantine, report)

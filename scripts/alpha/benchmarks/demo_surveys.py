@@ -597,7 +597,7 @@ def write_demo_gss(out_dir: str | os.PathLike, seed: int = 0, lean: Mapping[str,
     path = _write_stat(Path(out_dir) / "gss_demo.dta", "dta", pyreadstat.write_dta, df, column_labels=var_labels,
                        variable_value_labels=labels, missing_user_values=missing_user)
     return {"path": path, "lean": lean, "years": list(GSS_YEARS), "respondents": n, "items": planted,
-            "nominal": ["relig", "region"], "expected_skips": {"age": "too_few_options", "aiworry": "asked_in_fewer_years"}}
+            "nominal": ["relig", "region", "sex"], "expected_skips": {"age": "too_few_options", "aiworry": "asked_in_fewer_years"}}
 
 
 def write_demo_surveys(out_dir: str | os.PathLike, seed: int = 0, lean: Mapping[str, float] | None = None) -> dict:

@@ -25,8 +25,12 @@ more than ``UNLABELLED_MAX`` (5%) unlabelled is continuous (age, income in dolla
 Questions: every labelled variable (minus ``NON_ITEMS``: year, ids, weights, ballot, ...) with >= 2
 substantive options (at most 26 letters) and asked -- at least ``min_year_respondents`` substantive
 answers -- in >= ``min_years`` (2) years. Question text = variable label; options = the value labels
-of the substantive codes in code order; ordinals = those codes (all equal, i.e. excluded by the
-metric, for the nominal variables in ``nominal``).
+of the substantive codes in code order; ordinals = those codes, or all equal (excluded from the W1
+metrics, and counted) for a nominal question. Nominal or ordinal: the shared rule of
+``alpha.benchmarks.nominal`` -- the options ``ordinal`` / ``nominal`` (config overrides, variable names),
+then its name list (``NOMINAL``: race, relig, region, marital, wrkstat, spwrksta, born, parborn, sex,
+...), then the label heuristic on the substantive value labels; the report lists the nominal questions
+and why (``nominal``).
 
 Weights: ``weights`` is one name or a priority list (default ``("wtssps", "wtssall")``); per year the
 first listed weight with a positive value among that year's respondents is used (respondents of
@@ -60,6 +64,7 @@ import pandas as pd
 
 from alpha.benchmarks import LoadResult, quarantine_counts, register_loader
 from alpha.benchmarks import opinionqa as oqa
+from alpha.benchmarks.nominal import NOMINAL_NAMES, NominalRule
 from alpha.metrics import human_distribution
 
 log = logging.getLogger("alpha.benchmarks.gss")
@@ -80,8 +85,7 @@ MISSING_PHRASES = frozenset({
 NON_ITEMS = (r"year", r"id_?", r"wt\w*", r"\w*wt", r"ballot", r"version", r"form", r"sample", r"sampcode",
              r"samptype", r"vpsu", r"vstrat", r"oversamp", r"phase", r"mode", r"issp", r"dateintv", r"respnum",
              r"intyear", r"spanself", r"spaneng", r"spanint", r"cohort")
-NOMINAL = frozenset({"race", "relig", "relig16", "region", "reg16", "marital", "wrkstat", "denom", "denom16",
-                     "srcbelt", "xnorcsiz"})
+NOMINAL = NOMINAL_NAMES  # the shared rule's name list of categorical GSS variables (alpha.benchmarks.nominal)
 _TAG = re.compile(r"\A\.[a-z]\s*:")
 
 
@@ -240,15 +244,16 @@ def question_items(q: Mapping[str, Any], n_years: int = N_YEARS, contexts: Seque
 @register_loader(NAME)
 def load_gss(path: str | os.PathLike, weights: str | Sequence[str] = WEIGHTS, variables: Iterable[str] | None = None,
              min_years: int = MIN_YEARS, n_years: int = N_YEARS, min_year_respondents: int = MIN_YEAR_RESPONDENTS,
-             nominal: Iterable[str] = NOMINAL, contexts: Sequence[str] = ("default", "year"),
+             nominal: Iterable[str] = (), ordinal: Iterable[str] = (), contexts: Sequence[str] = ("default", "year"),
              encoding: str | None = None, chunk_columns: int = CHUNK_COLUMNS) -> LoadResult:
     """GSS items from a cumulative ``.dta`` (or a folder holding exactly one). ``variables`` restricts
-    the questions (default: every labelled variable but ``NON_ITEMS``); other options: module docstring."""
+    the questions (default: every labelled variable but ``NON_ITEMS``); ``nominal`` / ``ordinal``:
+    variables forced nominal / ordinal (``alpha.benchmarks.nominal``); other options: module docstring."""
     import pyreadstat
 
     dta = _dta_file(path)
     weights = (weights,) if isinstance(weights, str) else tuple(weights)
-    nominal = {v.lower() for v in nominal}
+    rule = NominalRule(nominal=nominal, ordinal=ordinal)
     _, meta = pyreadstat.read_dta(str(dta), metadataonly=True, encoding=encoding)
     columns = list(meta.column_names)
     if "year" not in columns:
@@ -282,12 +287,12 @@ def load_gss(path: str | os.PathLike, weights: str | Sequence[str] = WEIGHTS, va
         for c in chunk:
             text = re.sub(r"\s+", " ", str(cmeta.column_names_to_labels.get(c) or "")).strip()
             q, reason, detail = build_question(c, text, df[c].to_numpy(dtype=object), cmeta.variable_value_labels.get(c, {}),
-                                               year, w, weighted_years, min_years, min_year_respondents,
-                                               nominal=c.lower() in nominal)
+                                               year, w, weighted_years, min_years, min_year_respondents)
             if q is None:
                 skipped[reason] += 1
                 skipped_items.append({"variable": c, "reason": reason, "detail": detail})
                 continue
+            q["ordinals"] = rule.apply(c, q["references"], q["ordinals"], q["codes"])
             n_questions += 1
             items.extend(question_items(q, n_years, contexts))
     report = {
@@ -298,6 +303,7 @@ def load_gss(path: str | os.PathLike, weights: str | Sequence[str] = WEIGHTS, va
         "respondents_dropped_no_weight": dropped, "variables": len(columns), "non_item_variables": non_items,
         "questions": n_questions, "skipped": dict(sorted(skipped.items())), "skipped_items": skipped_items,
         "items": len(items), "items_by_context": dict(sorted(Counter(i["context"] for i in items).items())),
+        "nominal": rule.report(),
         "quarantined": quarantine_counts(quarantine),
     }
     if all(v == "unweighted" for v in weighted_years.values()):

@@ -16,7 +16,11 @@ ignored. List / dict cells are Python literals, read with ``ast.literal_eval`` (
 
 ``info.csv``: ``references`` lists the options in prompt order; the first ``len(option_ordinal)`` are
 ordinal, the rest refusal-type ("Refused", "Not sure", ...). ``option_ordinal`` is passed through as
-it is (e.g. ``[1.0, 2.0, 1.5]``, or all equal for nominal questions, which the metric excludes).
+it is (e.g. ``[1.0, 2.0, 1.5]``, or all equal for nominal questions, which the metric excludes). That
+marking is the shared nominal rule's (``alpha.benchmarks.nominal``) for these questions; only the
+loader options ``nominal`` / ``ordinal`` (config overrides, question keys) change it: a forced-nominal
+question gets all-equal ordinals, a forced-ordinal one that OpinionQA marks nominal the option positions
+1..n. The report lists the nominal questions (``nominal``).
 
 ``responses.csv``: one column per question key holding the chosen option's label (empty = not asked),
 the 12 attributes (CREGION, AGE, SEX, EDUCATION, CITIZEN, MARITAL, RELIG, RELIGATTEND, POLPARTY, INCOME,
@@ -84,6 +88,7 @@ import numpy as np
 import pandas as pd
 
 from alpha.benchmarks import LoadResult, quarantine_counts, register_loader
+from alpha.benchmarks.nominal import NominalRule
 from alpha.metrics import human_distribution
 
 log = logging.getLogger("alpha.benchmarks.opinionqa")
@@ -540,7 +545,8 @@ def _survey_of(value: str) -> str:
 @register_loader(NAME)
 def load_opinionqa(path: str | os.PathLike, waves: Iterable[int] | None = None,
                    contexts: Sequence[str] = CONTEXTS, variants: Sequence[str] = ("reference",),
-                   weighted: bool = True, group_distributions: bool = True) -> LoadResult:
+                   weighted: bool = True, group_distributions: bool = True, nominal: Iterable[str] = (),
+                   ordinal: Iterable[str] = ()) -> LoadResult:
     """Items for the released OpinionQA layout (module docstring).
 
     ``waves``: restrict to these wave numbers (default: every ``American_Trends_Panel_W*`` folder).
@@ -548,7 +554,8 @@ def load_opinionqa(path: str | os.PathLike, waves: Iterable[int] | None = None,
     contexts "qa", "bio", "portray" (disagreement-500 questions x the steer files' groups).
     ``variants``: "reference" and/or "compat" (compat: ordinal options only, the compat ending,
     unweighted human side). ``weighted=False`` makes the reference side unweighted too.
-    ``group_distributions=False`` skips ``human_by_group`` (faster)."""
+    ``group_distributions=False`` skips ``human_by_group`` (faster). ``nominal`` / ``ordinal``: question
+    keys forced nominal / ordinal against OpinionQA's marking (``alpha.benchmarks.nominal``)."""
     bad = [c for c in contexts if c not in CONTEXTS] + [v for v in variants if v not in VARIANTS]
     if bad:
         raise ValueError(f"unknown context/variant {bad}; contexts {CONTEXTS}, variants {VARIANTS}")
@@ -567,6 +574,7 @@ def load_opinionqa(path: str | os.PathLike, waves: Iterable[int] | None = None,
     waves_data: dict[str, tuple[Responses, dict[str, dict]]] = {}
     model_inputs = read_model_input(model_input)
     mi = Counter()
+    rule = NominalRule(nominal=nominal, ordinal=ordinal)
 
     def load_wave(wave: int, folder: Path):
         questions, q_bad = read_info(folder / "info.csv")
@@ -588,6 +596,7 @@ def load_opinionqa(path: str | os.PathLike, waves: Iterable[int] | None = None,
                                    "detail": f"{q['key']} is not a column of responses.csv", "key": q["key"]})
                 continue
             by_key[q["key"]] = q
+            q["ordinals"] = _rule_ordinals(rule, q, f"W{wave}")
         return resp, by_key
 
     for wave, folder in wave_dirs:
@@ -623,13 +632,14 @@ def load_opinionqa(path: str | os.PathLike, waves: Iterable[int] | None = None,
 
     if need_steer:
         steer_items, steer_report = _steering(human_dir, model_input, root, steer_contexts, variants, waves_data,
-                                              quarantine, wanted)
+                                              quarantine, wanted, rule)
         items.extend(steer_items)
         report["steering"] = steer_report
     if mi:
         report["model_input"] = dict(sorted(mi.items()))
     report["items"] = len(items)
     report["items_by_context"] = dict(sorted(Counter(i["context"] for i in items).items()))
+    report["nominal"] = rule.report()
     report["quarantined"] = quarantine_counts(quarantine)
     if quarantine:
         log.warning("opinionqa: %d row(s) quarantined %s", len(quarantine), report["quarantined"])
@@ -637,8 +647,27 @@ def load_opinionqa(path: str | os.PathLike, waves: Iterable[int] | None = None,
     return LoadResult(items, quarantine, report)
 
 
+def released_ordinals(path: str | os.PathLike) -> dict[str, list[float]]:
+    """{question key: option_ordinal} over every wave's ``info.csv`` of a released OpinionQA folder
+    (``path`` as for ``load_opinionqa``); rows that do not parse are left out."""
+    human, _, _ = _layout(path)
+    out: dict[str, list[float]] = {}
+    for folder in sorted(p for p in human.iterdir() if p.is_dir() and WAVE_DIR.match(p.name)):
+        if (folder / "info.csv").is_file():
+            out.update({q["key"]: q["ordinals"] for q in read_info(folder / "info.csv")[0]})
+    return out
+
+
+def _rule_ordinals(rule: NominalRule, q: Mapping[str, Any], survey: str) -> list[float]:
+    """``q``'s ordinals under the shared nominal rule, OpinionQA's ``option_ordinal`` being the marking."""
+    n = q["n_ordinal"]
+    return rule.apply(q["key"], q["references"][:n], q["ordinals"], [float(k + 1) for k in range(n)],
+                      released=q["ordinals"], qid=f"{survey}:{q['key']}")
+
+
 def _steering(human_dir: Path, model_input: Path | None, root: Path, contexts: Sequence[str], variants: Sequence[str],
-              waves_data: dict, quarantine: list, wanted: set | None) -> tuple[list[dict], dict]:
+              waves_data: dict, quarantine: list, wanted: set | None,
+              rule: NominalRule | None = None) -> tuple[list[dict], dict]:
     folder = human_dir / DISAGREEMENT_DIR
     if not (folder / "info.csv").is_file():
         raise FileNotFoundError(f"{folder}/info.csv: missing (needed for the steering contexts {list(contexts)})")
@@ -672,6 +701,7 @@ def _steering(human_dir: Path, model_input: Path | None, root: Path, contexts: S
             continue
         resp, _ = data
         counts["questions"] += 1
+        q["ordinals"] = _rule_ordinals(rule or NominalRule(), q, survey)
         # reference: weighted as the wave allows; compat: unweighted (the ALPHA code's convention)
         weighting = {"reference": None, "compat": False}
         overall = {v: resp.distribution(q["key"], q["references"], q["n_ordinal"], weighted=weighting[v]) for v in variants}
