@@ -265,9 +265,15 @@ def parse_int(value: Any, field: str) -> int | None:
 
 
 def parse_share(value: Any, field: str) -> float:
-    """Percentages are string fractions, sometimes in scientific notation ("2.6E-5")."""
+    """Percentages are string fractions, sometimes in scientific notation ("2.6E-5"); a spreadsheet's
+    "45%" is the fraction 0.45."""
     try:
-        share = float(value)
+        if isinstance(value, bool):
+            raise TypeError
+        if isinstance(value, str) and value.strip(WHITESPACE).endswith("%"):
+            share = float(value.strip(WHITESPACE)[:-1]) / 100.0
+        else:
+            share = float(value)
     except (TypeError, ValueError):
         raise Reject("bad_number", f"{field} percentage={value!r}") from None
     if not (0.0 <= share <= 1.0 + 1e-6):
@@ -291,6 +297,9 @@ def parse_date(value: Any) -> dt.date | None:
         return dt.date(int(m.group("y")), int(m.group("m")), int(m.group("d")))
     except ValueError:
         return None
+
+
+DATE_FIELDS = ("ad_creation_time", "ad_delivery_start_time", "ad_delivery_stop_time")
 
 
 def is_blank(value: Any) -> bool:
@@ -364,21 +373,25 @@ def _distribution(items: Any, keys: tuple[str, ...], field: str) -> tuple[list, 
         return tuple([] for _ in keys) + ([],)
     try:  # fast path: well-formed entries, converted at C speed
         columns = tuple(list(map(itemgetter(key), items)) for key in keys)
-        shares = list(map(float, map(itemgetter("percentage"), items)))
+        percentages = list(map(itemgetter("percentage"), items))
+        if bool in set(map(type, percentages)):  # float(True) is 1.0: not a share
+            raise TypeError
+        shares = list(map(float, percentages))
         for col in columns:
             "".join(col)  # TypeError unless every value is a string (at C speed)
         if 0.0 <= min(shares) and max(shares) <= 1.0 + 1e-6:
             return columns + (shares,)
     except (TypeError, KeyError, ValueError):
         pass
-    for item in items:  # slow path: find the entry at fault and say what is wrong with it
+    shares = []
+    for item in items:  # slow path: odd notations ("45%"), or find the entry at fault and say what is wrong
         if type(item) is not dict:
             raise Reject("bad_distribution", f"{field} entry {item!r}")
         for key in keys:
             if not isinstance(item.get(key), str):
                 raise Reject("bad_distribution", f"{field} entry without a {key}: {item!r}")
-        parse_share(item.get("percentage"), field)
-    raise AssertionError("unreachable")  # pragma: no cover
+        shares.append(parse_share(item.get("percentage"), field))
+    return tuple([item[key] for item in items] for key in keys) + (shares,)
 
 
 def _range(record: Mapping[str, Any], field: str) -> tuple[int | None, int | None]:
@@ -425,7 +438,8 @@ def normalise_record(
     if n_words < options.min_words:
         raise Reject("too_short", f"{n_words} words < min_words={options.min_words}", ad_id)
 
-    start = parse_date(rec.get("ad_delivery_start_time")) or parse_date(rec.get("ad_creation_time"))
+    created, written_start, stop = (parse_date(rec.get(k)) for k in DATE_FIELDS)
+    start = written_start or created
     if start is None:
         written = {k: rec.get(k) for k in ("ad_delivery_start_time", "ad_creation_time") if not is_blank(rec.get(k))}
         if written:
@@ -463,9 +477,9 @@ def normalise_record(
         "n_frames": n_frames,
         "link_title": next((t for t in titles if t), None),
         "media_verbalisation": clean_text(media_text) if media_text else None,
-        "created": parse_date(rec.get("ad_creation_time")),
+        "created": created,
         "delivery_start": start,
-        "delivery_stop": parse_date(rec.get("ad_delivery_stop_time")),
+        "delivery_stop": stop,
         "currency": (str(rec.get("currency") or "").strip(WHITESPACE).upper() or None),
         "spend_lower": spend[0],
         "spend_upper": spend[1],
@@ -483,4 +497,6 @@ def normalise_record(
         "snapshot_url": strip_token(url),
         "id_source": id_source,  # counted in the report, not a column
         "page_id_source": page_id_source,
+        # a date written in no accepted form beside a usable one: kept as null, counted in the report
+        "unparsed_dates": tuple(k for k, day in zip(DATE_FIELDS, (created, written_start, stop)) if day is None and not is_blank(rec.get(k))),
     }

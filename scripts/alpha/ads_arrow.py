@@ -241,8 +241,10 @@ def clean_block(
     )
     fail["too_short"] = n_words < options.min_words
 
-    start_raw, created_raw = _col(raw, "ad_delivery_start_time"), _col(raw, "ad_creation_time")
-    start = pc.coalesce(_parse_date(start_raw), _parse_date(created_raw))
+    date_raw = {k: _col(raw, k) for k in ads.DATE_FIELDS}
+    dates = {k: _parse_date(v) for k, v in date_raw.items()}
+    start_raw, created_raw = date_raw["ad_delivery_start_time"], date_raw["ad_creation_time"]
+    start = pc.coalesce(dates["ad_delivery_start_time"], dates["ad_creation_time"])
     fail["dates"] = ~_np(pc.is_valid(start))
     details["dates"] = {}
     if fail["dates"].any():
@@ -314,9 +316,9 @@ def clean_block(
         "n_frames": pa.array(n_frames, pa.int16()),
         "link_title": pa.array(link_title, pa.string()),
         "media_verbalisation": pc.if_else(pc.is_valid(media_text), _clean_text(media_text), media_text),
-        "created": _parse_date(_col(raw, "ad_creation_time")),
+        "created": dates["ad_creation_time"],
         "delivery_start": start,
-        "delivery_stop": _parse_date(_col(raw, "ad_delivery_stop_time")),
+        "delivery_stop": dates["ad_delivery_stop_time"],
         "currency": pc.utf8_upper(nonempty(_col(raw, "currency"))),
         "spend_lower": ranges["spend"][0],
         "spend_upper": ranges["spend"][1],
@@ -334,8 +336,10 @@ def clean_block(
         "snapshot_url": snapshot,
         "id_source": pa.array(id_source, pa.string()),  # counted in the report, not written
         "page_id_source": pa.array(page_source, pa.string()),
+        **{f"unparsed:{k}": pa.array(~_np(pc.is_valid(dates[k])) & ~_blank(date_raw[k])) for k in ads.DATE_FIELDS},
     }
     keep = ~failed
     names = [f.name for f in ADS_SCHEMA if f.name in columns] + ["id_source", "page_id_source"]
+    names += [f"unparsed:{k}" for k in ads.DATE_FIELDS]
     table = pa.table([columns[k] for k in names], names=names).filter(pa.array(keep))
     return table, np.nonzero(keep)[0], rejects

@@ -513,6 +513,7 @@ class _DumpSink:
         self.reasons: Counter[str] = Counter()
         self.id_sources: Counter[str] = Counter()
         self.page_id_sources: Counter[str] = Counter()
+        self.unparsed_dates: Counter[str] = Counter()  # kept ads with a date field in no accepted form
         self.n_in = self.n_kept = self.n_objects = self.n_multi = 0
 
     def quarantine(self, index: int, ad_id: str | None, reason: str, detail: str, raw: str) -> None:
@@ -535,6 +536,7 @@ class _DumpSink:
         row["source_file"], row["source_record"] = self.source, raw.index
         self.id_sources[row["id_source"]] += 1
         self.page_id_sources[row["page_id_source"]] += 1
+        self.unparsed_dates.update(row["unparsed_dates"])
         self.n_multi += row["n_frames"] > 1
         self.kept.add(row)
         self.n_kept += 1
@@ -551,6 +553,8 @@ class _DumpSink:
             rows = rows.append_column("source_record", pa.array(np.asarray(indices)[kept_rows], pa.int64()))
             for counter, column in ((self.id_sources, "id_source"), (self.page_id_sources, "page_id_source")):
                 counter.update({k["values"]: k["counts"] for k in pc.value_counts(rows.column(column)).to_pylist()})
+            for key in ads.DATE_FIELDS:
+                self.unparsed_dates[key] += int(pc.sum(rows.column(f"unparsed:{key}")).as_py() or 0)
             self.kept.write_table(rows)
             self.n_kept += rows.num_rows
             self.n_multi += int(pc.sum(pc.greater(rows.column("n_frames"), 1)).as_py() or 0)
@@ -669,6 +673,7 @@ def ingest_dump(
         "unmapped_columns": unmapped,
         "id_sources": dict(sorted(sink.id_sources.items())),
         "page_id_sources": dict(sorted(sink.page_id_sources.items())),
+        "unparsed_dates": {k: v for k, v in sorted(sink.unparsed_dates.items()) if v},
         **notes,
     }
     share = sink.n_kept / sink.n_in

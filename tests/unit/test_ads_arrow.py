@@ -78,6 +78,8 @@ EDGE_CASES = [
     {"ad_snapshot_url": "https://x/render_ad/?ACCESS_TOKEN=ABC"},
     {"ad_snapshot_url": ""},
     {"ad_creative_bodies": ["one two three"]},
+    {"delivery_by_region": [{"percentage": "45%", "region": "Ohio"}, {"percentage": " 55 % ", "region": "Iowa"}]},
+    {"delivery_by_region": [{"percentage": "145%", "region": "Ohio"}]},
     # dates as spreadsheets and collectors write them
     {"ad_delivery_start_time": "2023-5-13"},
     {"ad_delivery_start_time": "2022-9-7", "ad_delivery_stop_time": "2022-10-1 9:05"},
@@ -87,6 +89,7 @@ EDGE_CASES = [
     {"ad_delivery_start_time": "2023-05-13 25:00"},
     {"ad_delivery_start_time": "5/13/2023", "ad_creation_time": "13.05.2023"},
     {"ad_delivery_start_time": "2023-13-01"},
+    {"ad_delivery_stop_time": "next week", "ad_creation_time": "2023-1-1 10:00 PM"},
     {"ad_delivery_start_time": "   "},
     {"ad_delivery_start_time": None},
     # ids a spreadsheet round trip left behind
@@ -144,6 +147,7 @@ def test_edge_cases_agree(tmp_path):
     assert {"bad_date", "missing_dates", "mangled_page_id", "missing_page"} <= reasons
     assert set(reference[0]["id_sources"]) == {"id", "snapshot_url", "_id"}
     assert reference[0]["page_id_sources"]["page_url"] == 2
+    assert reference[0]["unparsed_dates"] == {"ad_creation_time": 1, "ad_delivery_start_time": 1, "ad_delivery_stop_time": 1}
     assert_same(reference, fast)
 
 

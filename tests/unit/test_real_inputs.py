@@ -60,6 +60,14 @@ def test_bad_date_is_quarantined_with_the_raw_value(tmp_path):
     assert "13/05/2023" in by_reason["bad_date"] and "missing_dates" in by_reason
 
 
+def test_unparsed_optional_dates_are_counted_not_lost_silently(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text(json.dumps(ad(1, ad_delivery_stop_time="until further notice", ad_creation_time="2023-1-1")))
+    report, kept, _ = run(tmp_path, ingest.DumpSpec("d", path))
+    assert kept[0]["delivery_stop"] is None and kept[0]["created"] == dt.date(2023, 1, 1)
+    assert report["unparsed_dates"] == {"ad_delivery_stop_time": 1}
+
+
 # ------------------------------------------------------------------ one ad per JSON file, document ids
 
 
@@ -213,6 +221,18 @@ def test_wide_bad_cells_are_quarantined(tmp_path):
                     "1,9,P,2023-01-02,Four plain words here,lots,0.5\n2,9,P,2023-01-02,Four plain words here,0.5,0.5\n")
     report, kept, quarantined = run(tmp_path, ingest.DumpSpec("bad", path))
     assert len(kept) == 1 and quarantined[0]["reason"] in ("bad_number", "bad_distribution")
+
+
+def test_percent_notation_and_rounding(tmp_path):
+    assert ads.parse_share("45%", "f") == pytest.approx(0.45) and ads.parse_share(" 2.5 %", "f") == pytest.approx(0.025)
+    for bad in (True, "45%%", "%", "150%"):
+        with pytest.raises(Reject):
+            ads.parse_share(bad, "f")
+    wide = csv_layouts.wide_columns(["Ohio", "Iowa"])
+    regions, _, _ = csv_layouts.wide_values(wide, ["0.500001", "0.500002"])  # fractions rounded past 1
+    assert [float(r["percentage"]) for r in regions] == pytest.approx([0.500001, 0.500002])
+    regions, _, _ = csv_layouts.wide_values(wide, ["60", "40"])
+    assert [float(r["percentage"]) for r in regions] == pytest.approx([0.6, 0.4])
 
 
 def test_wide_column_classification():
