@@ -1121,7 +1121,8 @@ def write_demo_ads(
     # real number), and wrote dates unpadded or as "date time". A separate stream of random numbers
     # keeps every earlier draw, hence every other output, as it was.
     quirks = random.Random(f"{seed}-collector-quirks")
-    export_only = sorted(a.ad_id for a in by_primary[EXPORT] if a.ad_id not in copied and not pages[a.page]["foreign"])
+    export_only = sorted(a.ad_id for a in by_primary[EXPORT] if a.ad_id not in copied and not pages[a.page]["unnamed"]
+                         and free(a, "empty_body", "short_body", "no_region", "missing_dates"))  # else kept but for the page id
     page_mangle = set(quirks.sample(export_only, k=min(len(export_only), max(6, round(0.04 * len(export_only))))))
     page_lost = set(sorted(page_mangle)[:3])  # no page URL in their rows: quarantined as mangled_page_id
 
@@ -1194,6 +1195,12 @@ def write_demo_ads(
                         and free(a, "empty_body", "short_body", "no_region", "missing_dates") and not pages[a.page]["unnamed"]),
                        key=lambda x: x.ad_id)
     wide_ads = quirks.sample(wide_pool, k=min(len(wide_pool), max(5, round(0.03 * len(by_primary[EXPORT])))))
+
+    def prefixed(a: Ad) -> bool:  # delivers to a region a wide export names as "region: <name>"
+        return any(e["region"] not in WIDE_BARE_REGIONS and e["region"] not in census.regions for e in a.regions)
+
+    if wide_ads and not any(map(prefixed, wide_ads)):
+        wide_ads[0] = next((a for a in wide_pool if prefixed(a) and a not in wide_ads), wide_ads[0])
     region_cols = sorted({e["region"] for a in wide_ads for e in a.regions})
     cell_cols = sorted({(e["gender"], e["age"]) for a in wide_ads for e in a.demographics})
 
