@@ -11,7 +11,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # shell rules (training) call `python`: the one of this virtual environment
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo test bench readme slurm-profile clean
+.PHONY: demo test bench fuzz readme slurm-profile clean
 
 # torch goes in first and alone: pip then takes the CPU wheel instead of pulling CUDA builds.
 $(STAMP): requirements.txt
@@ -35,6 +35,10 @@ bench: $(STAMP)
 	$(PY) tests/bench/bench_keywords.py
 	$(PY) tests/bench/bench_train.py
 	$(PY) tests/bench/bench_scoring.py
+
+# Fuzz the ingestion with at least 100,000 generated records (not part of `make test`; README, "Fuzzing ingestion").
+fuzz: $(STAMP)
+	$(PY) tests/fuzz/fuzz_ingest.py
 
 # Regenerate README's rule graph and config reference (a test fails when they are stale).
 readme: $(STAMP)

@@ -48,8 +48,10 @@ DATE_PATTERN = (
     r" ?(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?)?"
 )
 DATE_RE = re.compile(DATE_PATTERN)
-# Any access_token (or its value) in free text or a URL query; values run to the next delimiter.
-TOKEN_RE = re.compile(r"[?&]?access_token=[^&#\s\"'<>]*", re.IGNORECASE)
+# Any access_token (or its value) in free text or a URL query, also URL-encoded inside another URL
+# (access_token%3D...); values run to the next delimiter. Whitespace spelled out as in URL_PATTERN.
+TOKEN_PATTERN = "[?&]?access_token(?:=|%3D)[^&#<>\"'" + WHITESPACE + "]*"
+TOKEN_RE = re.compile(TOKEN_PATTERN, re.IGNORECASE)
 SNAPSHOT_ID_RE = re.compile(r"[?&]id=(\d+)")
 # A page's own URL: facebook.com/<digits>, /profile.php?id=<digits> or /pages/<name>/<digits>
 PAGE_URL_ID_RE = re.compile(r"facebook\.com/(?:profile\.php\?(?:[^#]*&)?id=|pages/[^/?#]+/|people/[^/?#]+/)?([0-9]{5,20})(?:[/?#&]|$)", re.I)
@@ -230,8 +232,13 @@ def resolve_page_id(raw_page_id: Any, page_url: Any) -> tuple[str, str]:
     that URL carries the number and agrees with the rounded value. Raises Reject otherwise:
     ``missing_page`` (no id) or ``mangled_page_id`` (rounded, no certain repair)."""
     page_id, status = id_text(raw_page_id)
-    if status in ("ok", "other"):
+    if status == "ok":
         return page_id, "page_id"
+    if status == "other":  # text kept as written (tokens removed); true/false is no id
+        page_id = redact(page_id).strip(WHITESPACE) if page_id else None
+        if page_id:
+            return page_id, "page_id"
+        status = "missing"
     if status == "missing":
         raise Reject("missing_page", f"page_id={raw_page_id!r}")
     from_url = page_url_id(page_url)
@@ -242,10 +249,21 @@ def resolve_page_id(raw_page_id: Any, page_url: Any) -> tuple[str, str]:
     return from_url, "page_url"
 
 
+INT64_LIMIT = 2**63  # range bounds are stored as int64
+
+
 def parse_int(value: Any, field: str) -> int | None:
-    """Ad Library bounds are strings of integers ("1000"); tolerate ints, floats and '1,000'."""
+    """Ad Library bounds are strings of integers ("1000"); tolerate ints, floats and '1,000'. A value
+    beyond a 64-bit integer (or infinite) is a bad_number."""
     if value is None or value == "":
         return None
+    number = _parse_int(value, field)
+    if not -INT64_LIMIT <= number < INT64_LIMIT:
+        raise Reject("bad_number", f"{field}={value!r} is beyond a 64-bit integer")
+    return number
+
+
+def _parse_int(value: Any, field: str) -> int:
     if type(value) is str:
         try:
             return int(value)
@@ -260,7 +278,7 @@ def parse_int(value: Any, field: str) -> int | None:
             return int(value)
         text = str(value).strip().replace(",", "")
         return int(text) if text.isdigit() else int(float(text))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise Reject("bad_number", f"{field}={value!r}") from None
 
 
@@ -274,7 +292,7 @@ def parse_share(value: Any, field: str) -> float:
             share = float(value.strip(WHITESPACE)[:-1]) / 100.0
         else:
             share = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer beyond any float
         raise Reject("bad_number", f"{field} percentage={value!r}") from None
     if not (0.0 <= share <= 1.0 + 1e-6):
         raise Reject("bad_number", f"{field} percentage={value!r} outside [0, 1]")
@@ -306,6 +324,20 @@ def is_blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip(WHITESPACE))
 
 
+_LONE_SURROGATE_ESCAPE = re.compile(r"\\[uU](?:0000)?[dD][89a-fA-F]")
+
+
+def _holds_lone_surrogate(value: Any) -> bool:
+    """Whether JSON or a Python literal decoded to a string no UTF-8 writer accepts (a lone "\\ud83d")."""
+    try:
+        json.dumps(value, ensure_ascii=False, default=repr, skipkeys=True).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    except (TypeError, ValueError, RecursionError):
+        return False
+    return False
+
+
 def parse_list_cell(value: Any) -> list:
     """A list that may arrive as a list, JSON text, a Python literal or a bare string."""
     if value is None:
@@ -318,17 +350,20 @@ def parse_list_cell(value: Any) -> list:
     if text[0] in "[{":
         try:
             parsed = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             try:
                 parsed = ast.literal_eval(text)  # safe: literals only
-            except (ValueError, SyntaxError):
+            except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError):  # TypeError: {[1]: 2}
                 return [text]
+        if "\\" in text and _LONE_SURROGATE_ESCAPE.search(text) and _holds_lone_surrogate(parsed):
+            return [text]  # "\ud83d" alone decodes to no character: the cell is kept as written
         return parsed if isinstance(parsed, list) else [parsed]
     return [text]
 
 
 def clean_text(text: str) -> str:
-    """URLs → [URL], whitespace runs → one space."""
+    """access_tokens removed, URLs → [URL], whitespace runs → one space."""
+    text = redact(text)
     if "://" in text or "www." in text.lower():
         text = URL_RE.sub("[URL]", text)
     return " ".join(text.split())
@@ -379,9 +414,10 @@ def _distribution(items: Any, keys: tuple[str, ...], field: str) -> tuple[list, 
         shares = list(map(float, percentages))
         for col in columns:
             "".join(col)  # TypeError unless every value is a string (at C speed)
-        if 0.0 <= min(shares) and max(shares) <= 1.0 + 1e-6:
+        total = sum(shares)  # NaN when any share is NaN, which min() and max() would pass over
+        if 0.0 <= min(shares) and max(shares) <= 1.0 + 1e-6 and total == total:
             return columns + (shares,)
-    except (TypeError, KeyError, ValueError):
+    except (TypeError, KeyError, ValueError, OverflowError):  # OverflowError: an integer beyond any float
         pass
     shares = []
     for item in items:  # slow path: odd notations ("45%"), or find the entry at fault and say what is wrong
@@ -425,11 +461,13 @@ def normalise_record(
     except Reject as err:
         err.ad_id = ad_id
         raise
-    page_name = str(rec.get("page_name") or "").strip(WHITESPACE)
+    page_name = redact(str(rec.get("page_name") or "")).strip(WHITESPACE)
     if not page_name and options.drop_unnamed_pages:
         raise Reject("unnamed_page", f"page_id={page_id}", ad_id)
 
     bodies = rec.get("ad_creative_bodies")
+    if not isinstance(bodies, (list, str)) and bodies is not None:  # a number, true/false or an object
+        raise Reject("empty_body", f"ad_creative_bodies={bodies!r} is not text", ad_id)
     body, n_frames = merge_frames([bodies] if isinstance(bodies, str) else bodies or [])
     if not body:
         raise Reject("empty_body", "", ad_id)
@@ -472,7 +510,7 @@ def normalise_record(
         "ad_id": ad_id,
         "page_id": page_id,
         "page_name": page_name or None,
-        "bylines": (str(rec.get("bylines")).strip(WHITESPACE) or None) if rec.get("bylines") else None,
+        "bylines": (redact(str(rec.get("bylines"))).strip(WHITESPACE) or None) if rec.get("bylines") else None,
         "body": body,
         "n_frames": n_frames,
         "link_title": next((t for t in titles if t), None),
@@ -480,7 +518,7 @@ def normalise_record(
         "created": created,
         "delivery_start": start,
         "delivery_stop": stop,
-        "currency": (str(rec.get("currency") or "").strip(WHITESPACE).upper() or None),
+        "currency": (redact(str(rec.get("currency") or "")).strip(WHITESPACE).upper() or None),
         "spend_lower": spend[0],
         "spend_upper": spend[1],
         "impressions_lower": impressions[0],
@@ -492,8 +530,8 @@ def normalise_record(
         "demo_share": demo_share,
         "region_name": region_name,
         "region_share": region_share,
-        "languages": [str(x) for x in parse_list_cell(rec.get("languages"))],
-        "platforms": [str(x) for x in parse_list_cell(rec.get("publisher_platforms"))],
+        "languages": [redact(str(x)) for x in parse_list_cell(rec.get("languages"))],  # a misaligned CSV row
+        "platforms": [redact(str(x)) for x in parse_list_cell(rec.get("publisher_platforms"))],  # puts URLs anywhere
         "snapshot_url": strip_token(url),
         "id_source": id_source,  # counted in the report, not a column
         "page_id_source": page_id_source,

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Mapping
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
@@ -45,9 +46,10 @@ _PARSE = pj.ParseOptions(explicit_schema=RAW_SCHEMA, unexpected_field_behavior="
 
 _WS_CLASS = "".join(f"\\x{{{ord(c):x}}}" for c in ads.WHITESPACE)
 _URL_RE2 = "(?i)(?:https?://|www\\.)[^<>\"'" + _WS_CLASS + "]+"
-_TOKEN_RE2 = "(?i)[?&]?access_token=[^&#<>\"'\\s]*"
+_TOKEN_RE2 = "(?i)[?&]?access_token(?:=|%3D)[^&#<>\"'" + _WS_CLASS + "]*"  # ads.TOKEN_PATTERN
 _SHARE_RE2 = r"^[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?$|^[0-9]+\.$"
 _DIGITS_RE2 = r"^[0-9]+$"
+_BOUND_RE2 = r"^[0-9]{1,18}$"  # below 2**63 for sure; longer digit runs go through ads.parse_int
 
 # Checks in the order normalise_record makes them: the first that fails names the reason.
 _ORDER = ("missing_id", "page", "unnamed_page", "empty_body", "too_short", "dates", "distribution", "missing_location", "range")
@@ -56,9 +58,37 @@ _DATE_RE2 = "^" + ads.DATE_PATTERN + "$"
 
 def parse_block(data) -> pa.Table:
     """Parse JSON Lines bytes (or a memoryview, read without a copy); raises pyarrow.ArrowInvalid
-    when any line does not fit RAW_SCHEMA."""
+    when any line does not fit RAW_SCHEMA, or is not JSON in a way Arrow's reader lets through and
+    the per-record path (orjson) quarantines: bytes that are not UTF-8, NaN / Infinity / Inf numbers."""
+    buffer = pa.py_buffer(data)
+    offsets = pa.py_buffer(np.array([0, len(buffer)], np.int64))
+    pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, buffer]).cast(pa.large_string())  # UTF-8 check
+    for line in _lines_with_nan_or_inf(data):  # usually the words "Information", "NaN" inside a string
+        try:
+            orjson.loads(line)
+        except orjson.JSONDecodeError:
+            raise pa.ArrowInvalid("a line that is not JSON (NaN or Infinity)") from None
     options = pj.ReadOptions(use_threads=False, block_size=max(len(data) + 1, 1 << 20))  # one core per job
-    return pj.read_json(pa.BufferReader(pa.py_buffer(data)), read_options=options, parse_options=_PARSE)
+    return pj.read_json(pa.BufferReader(buffer), read_options=options, parse_options=_PARSE)
+
+
+def _lines_with_nan_or_inf(data) -> list[bytes]:
+    """The lines holding "NaN" or "Inf" (also -NaN, Infinity), found at numpy speed."""
+    chars = np.frombuffer(data, np.uint8)
+    hits = []
+    for first, second, third in (b"NaN", b"Inf"):
+        at = np.flatnonzero(chars[:-2] == first)
+        hits += at[(chars[at + 1] == second) & (chars[at + 2] == third)].tolist()
+    if not hits:
+        return []
+    raw, lines, starts = bytes(data), [], set()
+    for at in sorted(hits):
+        start = raw.rfind(b"\n", 0, at) + 1
+        if start not in starts:
+            starts.add(start)
+            end = raw.find(b"\n", at)
+            lines.append(raw[start:] if end < 0 else raw[start:end])
+    return lines
 
 
 def _col(table: pa.Table, name: str) -> pa.Array:
@@ -73,10 +103,24 @@ def _trim(arr: pa.Array) -> pa.Array:
     return pc.utf8_trim(arr, characters=ads.WHITESPACE)
 
 
+def _redact(arr: pa.Array) -> pa.Array:
+    """alpha.ads.redact over a column: every access_token removed."""
+    if pc.any(pc.match_substring(arr, "access_token", ignore_case=True)).as_py():
+        return pc.replace_substring_regex(arr, _TOKEN_RE2, "")
+    return arr
+
+
+def _redact_lists(lists: pa.ListArray) -> pa.ListArray:
+    """_redact inside a list column without nulls."""
+    values = lists.values
+    redacted = _redact(values)
+    return lists if redacted is values else pa.ListArray.from_arrays(lists.offsets, redacted, type=lists.type)
+
+
 def _clean_text(arr: pa.Array) -> pa.Array:
-    """URLs → [URL]; then split on whitespace and join with one space (Arrow's Unicode whitespace
-    is exactly str.split()'s: checked over the whole BMP)."""
-    arr = pc.replace_substring_regex(arr, _URL_RE2, "[URL]")
+    """access_tokens removed, URLs → [URL]; then split on whitespace and join with one space (Arrow's
+    Unicode whitespace is exactly str.split()'s: checked over the whole BMP)."""
+    arr = pc.replace_substring_regex(_redact(arr), _URL_RE2, "[URL]")
     return pc.utf8_trim_whitespace(pc.binary_join(pc.utf8_split_whitespace(arr), " "))  # edges split to ""
 
 
@@ -104,6 +148,14 @@ def _parse_date(arr: pa.Array) -> pa.Array:
     # strptime rolls impossible days over (2021-02-30 → 2021-03-02); the Python path rejects them
     real = pc.equal(pc.strftime(parsed, format="%Y-%m-%d"), text)
     return pc.if_else(real, parsed, pa.scalar(None, parsed.type)).cast(pa.date32())
+
+
+def _upper(arr: pa.Array) -> pa.Array:
+    """str.upper over a column: Arrow's utf8_upper maps one character to one (ß, ﬁ stay), Python's
+    to several (SS, FI), so text that is not ASCII is upper-cased by Python."""
+    if pc.all(pc.string_is_ascii(arr)).as_py() is not False:
+        return pc.ascii_upper(arr)
+    return pa.array([None if x is None else x.upper() for x in arr.to_pylist()], pa.string())
 
 
 def _blank(arr: pa.Array) -> np.ndarray:
@@ -151,7 +203,7 @@ def _ranges(table: pa.Table, field: str, legacy: str | None, n: int):
     for bound in ("lower_bound", "upper_bound"):
         text = pc.if_else(pc.is_valid(struct), struct.field(bound), pa.scalar(None, pa.string()))
         text = pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
-        digits = _np(pc.match_substring_regex(text, _DIGITS_RE2))
+        digits = _np(pc.match_substring_regex(text, _BOUND_RE2))
         odd = _np(pc.is_valid(text)) & ~digits
         values = pc.cast(pc.if_else(pa.array(digits), text, pa.scalar(None, pa.string())), pa.int64()).to_pylist() if odd.any() else None
         if values is None:
@@ -217,7 +269,7 @@ def clean_block(
                 page_ids[row] = None
         page_id = pa.array(page_ids, pa.string())
     fail["page"][list(details["page"])] = True
-    page_name = _trim(pc.fill_null(_col(raw, "page_name"), ""))
+    page_name = _trim(pc.fill_null(_redact(_col(raw, "page_name")), ""))
     if options.drop_unnamed_pages:
         fail["unnamed_page"] = _np(pc.equal(page_name, ""))
     page_name = pc.if_else(pc.equal(page_name, ""), pa.scalar(None, pa.string()), page_name)
@@ -311,7 +363,7 @@ def clean_block(
         "ad_id": ad_id,
         "page_id": page_id,
         "page_name": page_name,
-        "bylines": nonempty(_coalesce(raw, "bylines", "funding_entity")),
+        "bylines": nonempty(_redact(_coalesce(raw, "bylines", "funding_entity"))),
         "body": body,
         "n_frames": pa.array(n_frames, pa.int16()),
         "link_title": pa.array(link_title, pa.string()),
@@ -319,7 +371,7 @@ def clean_block(
         "created": dates["ad_creation_time"],
         "delivery_start": start,
         "delivery_stop": dates["ad_delivery_stop_time"],
-        "currency": pc.utf8_upper(nonempty(_col(raw, "currency"))),
+        "currency": _upper(nonempty(_redact(_col(raw, "currency")))),
         "spend_lower": ranges["spend"][0],
         "spend_upper": ranges["spend"][1],
         "impressions_lower": ranges["impressions"][0],
@@ -331,8 +383,8 @@ def clean_block(
         "demo_share": as_list(d_off, d_share, pa.float64()),
         "region_name": as_list(r_off, r_vals["region"], pa.string()),
         "region_share": as_list(r_off, r_share, pa.float64()),
-        "languages": pc.fill_null(_col(raw, "languages"), pa.scalar([], _STRINGS)),
-        "platforms": pc.fill_null(_col(raw, "publisher_platforms"), pa.scalar([], _STRINGS)),
+        "languages": _redact_lists(pc.fill_null(_col(raw, "languages"), pa.scalar([], _STRINGS))),
+        "platforms": _redact_lists(pc.fill_null(_col(raw, "publisher_platforms"), pa.scalar([], _STRINGS))),
         "snapshot_url": snapshot,
         "id_source": pa.array(id_source, pa.string()),  # counted in the report, not written
         "page_id_source": pa.array(page_source, pa.string()),

@@ -173,9 +173,17 @@ def _raw_text(raw: Any) -> str:
 # ---------------------------------------------------------------- readers
 
 
+def _line_content(line: bytes) -> bytes:
+    """A JSON Lines line without the whitespace and byte-order marks around it (one per download,
+    sometimes doubled): the same in the per-record and the vectorised path. Empty: a blank line."""
+    line = line.strip()
+    while line.startswith(UTF8_BOM):
+        line = line[len(UTF8_BOM):].strip()
+    return line
+
+
 def _jsonl_record(index: int, line: bytes) -> RawRecord:
-    if line.startswith(UTF8_BOM):
-        line = line[len(UTF8_BOM):]
+    line = _line_content(line)
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError as err:
@@ -189,7 +197,7 @@ def read_jsonl(spec: DumpSpec, notes: dict | None = None) -> Iterator[RawRecord]
     with _open_binary(spec.path) as fh:
         index = 0
         for line in fh:
-            if line.strip() and line.strip() != UTF8_BOM:
+            if _line_content(line):
                 yield _jsonl_record(index, line)
                 index += 1
         if notes is not None and _was_truncated(fh):
@@ -247,8 +255,10 @@ def _map_columns(header: list[str], extra: Mapping[str, str]) -> tuple[dict[str,
     return mapping, unmapped
 
 
-def _read_side_table(path: Path, keys: tuple[str, ...]) -> dict[str, list[dict]]:
+def _read_side_table(path: Path, keys: tuple[str, ...]) -> tuple[dict[str, list[dict]], set[str]]:
+    """Rows by ad id, and the ids with a row holding bytes that are not text (their ads are quarantined)."""
     table: dict[str, list[dict]] = {}
+    undecodable: set[str] = set()
     with CsvText(path, None) as (fh, delimiter):
         reader = csv.reader(fh, delimiter=delimiter)
         header = [csv_layouts.header_key(c) for c in next(reader, [])]
@@ -261,9 +271,11 @@ def _read_side_table(path: Path, keys: tuple[str, ...]) -> dict[str, list[dict]]
             if len(row) != len(header) or [csv_layouts.header_key(c) for c in row] == header:
                 continue  # a repeated header (concatenated downloads) or a cut line: joins nothing
             ad_id = ads.id_text(row[id_col])[0]
-            if ad_id:
+            if ad_id and any(_SURROGATE.search(c) for c in row):
+                undecodable.add(ad_id)
+            elif ad_id:
                 table.setdefault(ad_id, []).append({k: row[i] for k, i in zip((*keys, "percentage"), cols)})
-    return table
+    return table, undecodable
 
 
 class CsvText:
@@ -315,8 +327,8 @@ def _id_column_value(rec: dict, target: str, value: str) -> None:
 
 def read_csv(spec: DumpSpec, unmapped_out: list[str], notes: dict | None = None) -> Iterator[RawRecord]:
     notes = notes if notes is not None else {}
-    demos = _read_side_table(spec.demographics, ("age", "gender")) if spec.demographics else {}
-    regions = _read_side_table(spec.regions, ("region",)) if spec.regions else {}
+    demos, bad_demos = _read_side_table(spec.demographics, ("age", "gender")) if spec.demographics else ({}, set())
+    regions, bad_regions = _read_side_table(spec.regions, ("region",)) if spec.regions else ({}, set())
     text = CsvText(spec.path, spec.encoding)
     with text as (fh, delimiter):
         reader = csv.reader(fh, delimiter=delimiter)
@@ -358,7 +370,10 @@ def read_csv(spec: DumpSpec, unmapped_out: list[str], notes: dict | None = None)
             if row is not None and not any(c.strip() for c in row):
                 continue  # a blank line
             index += 1
-            raw = _raw_text(delimiter.join(row)) if row is not None else ""
+            line = delimiter.join(row) if row is not None else ""
+            if _SURROGATE.search(line):  # undecodable bytes (kept as escapes by CsvText) shown as U+FFFD
+                line = line.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            raw = _raw_text(line)
             if error is not None:
                 yield RawRecord(index, None, raw, f"malformed_row: {error}")
                 continue
@@ -366,8 +381,7 @@ def read_csv(spec: DumpSpec, unmapped_out: list[str], notes: dict | None = None)
                 yield RawRecord(index, None, raw, f"malformed_row: {len(row)} cells, the header has {len(header)} (a cut or misaligned line)")
                 continue
             if any(_SURROGATE.search(c) for c in row):
-                yield RawRecord(index, None, _raw_text(delimiter.join(c.encode("utf-8", "surrogateescape").decode("utf-8", "replace") for c in row)),
-                                f"bad_encoding: bytes that are not {text.encoding} text")
+                yield RawRecord(index, None, raw, f"bad_encoding: bytes that are not {text.encoding} text")
                 continue
             rec: dict[str, Any] = {}
             for col, value in zip(header, row):
@@ -394,6 +408,9 @@ def read_csv(spec: DumpSpec, unmapped_out: list[str], notes: dict | None = None)
                     counts["wide_demographics_from_marginals"] += from_marginals
             ad_id = ads.resolve_ad_id(rec.get("id"), rec.get("ad_snapshot_url"), rec.get("_id"))
             if ad_id:
+                if ("demographic_distribution" not in rec and ad_id in bad_demos) or ("delivery_by_region" not in rec and ad_id in bad_regions):
+                    yield RawRecord(index, None, raw, f"bad_encoding: a side-table row of ad {ad_id} holds bytes that are not text")
+                    continue
                 if "demographic_distribution" not in rec and ad_id in demos:
                     rec["demographic_distribution"] = demos[ad_id]
                 if "delivery_by_region" not in rec and ad_id in regions:
@@ -579,7 +596,7 @@ def _jsonl_blocks(spec: DumpSpec, block_bytes: int, notes: dict) -> Iterator[tup
             if UTF8_BOM in text:
                 text = _strip_line_boms(text)
                 block = memoryview(text)
-            lines = [line for line in text.split(b"\n") if line.strip()]
+            lines = [line for line in text.split(b"\n") if _line_content(line)]
             if lines:
                 yield list(range(index, index + len(lines))), lines, block
                 index += len(lines)

@@ -338,3 +338,161 @@ def test_trailing_partial_json_line(tmp_path):
     path.write_text(json.dumps(ad(1)) + "\n" + json.dumps(ad(2))[:50])
     report, kept, quarantined = run(tmp_path, ingest.DumpSpec("partial", path))
     assert len(kept) == 1 and [q["reason"] for q in quarantined] == ["malformed_json"]
+
+
+# ------------------------------------------------------------------ found by fuzzing (tests/fuzz, make fuzz)
+
+
+def both_paths(tmp_path, path):
+    """The per-record and the vectorised JSON Lines path: they must give the same rows and quarantine."""
+    (ref, ref_kept, ref_q), (fast, fast_kept, fast_q) = (
+        run(tmp_path, ingest.DumpSpec(f"{path.stem}_{vec}", path), vectorised=vec) for vec in (False, True))
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "source_file"} for r in rows]  # noqa: E731
+    reasons = lambda rows: [(q["source_record"], q["ad_id"], q["reason"]) for q in rows]  # noqa: E731
+    assert strip(fast_kept) == strip(ref_kept) and reasons(fast_q) == reasons(ref_q)
+    assert {k: v for k, v in fast.items() if k != "dump"} == {k: v for k, v in ref.items() if k != "dump"}
+    return ref, ref_kept, ref_q
+
+
+def write_jsonl(path, records):
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+@pytest.mark.parametrize("bodies", [5, 1.5, True, {"a": "b c d e"}])
+def test_bodies_that_are_not_text_are_quarantined(tmp_path, bodies):
+    path = write_jsonl(tmp_path / "b.jsonl", [ad(1), ad(2, ad_creative_bodies=bodies)])
+    report, kept, quarantined = both_paths(tmp_path, path)  # crashed: 'int' object is not iterable
+    assert len(kept) == 1 and [(q["reason"], q["ad_id"]) for q in quarantined] == [("empty_body", str(10**15 + 2))]
+
+
+def test_range_bounds_beyond_64_bits_are_bad_numbers(tmp_path):
+    bounds = ["99999999999999999999", "9223372036854775808", "-9223372036854775809", "1e19", "1e400", "inf", 2**63]
+    records = [ad(i, spend={"lower_bound": b, "upper_bound": "10"}) for i, b in enumerate(bounds)]
+    records.append(ad(99, spend={"lower_bound": "9223372036854775807", "upper_bound": "00000000000000000000012"}))
+    path = write_jsonl(tmp_path / "n.jsonl", records)
+    report, kept, quarantined = both_paths(tmp_path, path)  # crashed: OverflowError writing Parquet / parsing inf
+    assert report["quarantined_by_reason"] == {"bad_number": len(bounds)}
+    assert (kept[0]["spend_lower"], kept[0]["spend_upper"]) == (2**63 - 1, 12)
+    with pytest.raises(Reject, match="64-bit"):
+        ads.parse_int("1e19", "spend")
+
+
+def test_nan_and_huge_shares_are_bad_numbers(tmp_path):
+    regions = [{"percentage": "0.5", "region": "Ohio"}, {"percentage": "nan", "region": "Texas"}]
+    path = write_jsonl(tmp_path / "s.jsonl", [ad(1, delivery_by_region=regions), ad(2)])
+    _, kept, quarantined = both_paths(tmp_path, path)  # a NaN after the first share was kept (min/max skip NaN)
+    assert len(kept) == 1 and [q["reason"] for q in quarantined] == ["bad_number"]
+    with pytest.raises(Reject):
+        ads._distribution([{"percentage": 10**400, "region": "Ohio"}], ("region",), "delivery_by_region")  # OverflowError
+
+
+def test_literal_cells_that_python_cannot_build_stay_text(tmp_path):
+    assert ads.parse_list_cell("{[1]: 2}") == ["{[1]: 2}"]  # ast.literal_eval raised TypeError (unhashable)
+    assert ads.parse_list_cell("{1, [2]}") == ["{1, [2]}"]
+    assert ads.parse_list_cell('["\\ud83d alone", "x"]') == ['["\\ud83d alone", "x"]']  # a lone surrogate: no text
+    assert ads.parse_list_cell('["\\ud83d\\ude00 pair"]') == ["\U0001f600 pair"]
+    path = tmp_path / "lit.csv"
+    path.write_text(CSV_HEAD + f'1,9,Page,2023-01-02,"{{1, [2]}}","{{[1]: 2}}",,\n'
+                    + f'2,9,Page,2023-01-02,"[""\\ud83d four words here""]","{REGIONS.replace(chr(34), 2 * chr(34))}",,\n')
+    _, kept, quarantined = run(tmp_path, ingest.DumpSpec("lit", path))  # crashed: TypeError, then a UTF-8 error
+    assert [q["reason"] for q in quarantined] == ["too_short"] and kept[0]["body"] == '["\\ud83d four words here"]'
+
+
+def test_access_tokens_in_free_text_and_encoded_urls_are_removed(tmp_path):
+    shim = "https://l.facebook.com/l.php?u=https%3A%2F%2Fx.example.com%2F%3Faccess_token%3DSECRETTOKEN"
+    records = [
+        ad(1, ad_creative_bodies=["Pay now access_token=SECRETTOKEN today please", "see example.com/p?ACCESS_TOKEN=SECRETTOKEN&b=2 now"],
+           page_name="Page access_token=SECRETTOKEN", bylines="Funder (access_token=SECRETTOKEN)",
+           ad_creative_link_titles=["Title access_token=SECRETTOKEN"]),
+        ad(2, page_id="https://www.facebook.com/brand?access_token=SECRETTOKEN"),
+        ad(3, ad_creative_bodies=[f"short {shim}"]),
+        ad(4, page_id="access_token=SECRETTOKEN"),
+    ]
+    path = write_jsonl(tmp_path / "t.jsonl", records)
+    _, kept, quarantined = both_paths(tmp_path, path)
+    assert "SECRETTOKEN" not in json.dumps([kept, quarantined], default=str)
+    first = kept[0]
+    assert first["body"] == "Pay now today please\nsee example.com/p&b=2 now" and first["page_name"] == "Page"
+    assert first["bylines"] == "Funder (" and first["link_title"] == "Title"
+    assert kept[1]["page_id"] == "https://www.facebook.com/brand"
+    assert {q["ad_id"][-1]: q["reason"] for q in quarantined} == {"3": "too_short", "4": "missing_page"}
+    assert ads.redact(shim) == "https://l.facebook.com/l.php?u=https%3A%2F%2Fx.example.com%2F%3F"
+
+
+def test_a_boolean_page_id_is_no_page_id(tmp_path):
+    path = write_jsonl(tmp_path / "p.jsonl", [ad(1, page_id=True), ad(2)])
+    _, kept, quarantined = both_paths(tmp_path, path)  # was kept with a null page id
+    assert len(kept) == 1 and [q["reason"] for q in quarantined] == ["missing_page"]
+
+
+def test_doubled_and_spaced_byte_order_marks_read_alike_both_ways(tmp_path):
+    bom = b"\xef\xbb\xbf"
+    lines = [json.dumps(ad(i)).encode() for i in range(4)]
+    path = tmp_path / "boms.jsonl"
+    path.write_bytes(bom + bom + lines[0] + b"\n" + b" " + bom + b" \n" + lines[1] + b"\n" + bom + b" " + bom + lines[2] + b"\n" + lines[3] + b"\n")
+    report, kept, _ = both_paths(tmp_path, path)  # the per-record path quarantined the doubled BOM, the other kept it
+    assert report["in"] == 4 and len(kept) == 4
+
+
+def test_unicode_currency_upper_cased_alike_both_ways(tmp_path):
+    path = write_jsonl(tmp_path / "c.jsonl", [ad(1, currency="\ufb01"), ad(2, currency="eu\u00df"), ad(3, currency="usd")])
+    _, kept, _ = both_paths(tmp_path, path)  # Arrow kept "ﬁ" and "EUß"
+    assert [r["currency"] for r in kept] == ["FI", "EUSS", "USD"]
+
+
+def test_json_lines_with_bytes_that_are_not_utf8(tmp_path):
+    good = json.dumps(ad(1)).encode()
+    path = tmp_path / "latin.jsonl"
+    path.write_bytes(good + b"\n" + json.dumps(ad(2, page_name="Caf")).encode().replace(b'"Caf"', b'"Caf\xe9"') + b"\n")
+    _, kept, quarantined = both_paths(tmp_path, path)  # the vectorised path stopped on an invalid UTF-8 sequence
+    assert len(kept) == 1 and [q["reason"] for q in quarantined] == ["malformed_json"]
+
+
+def test_side_table_rows_with_undecodable_bytes_quarantine_their_ad(tmp_path):
+    main = tmp_path / "side.csv"
+    main.write_text("id,page_id,page_name,ad_delivery_start_time,ad_creative_bodies\n"
+                    "1,9,P,2023-01-02,Four plain words here\n2,9,P,2023-01-02,Four plain words here\n")
+    regions = tmp_path / "side_regions.csv"
+    regions.write_bytes(b"ad_id,region,percentage\n1,Oh\xe9io,1\n2,Ohio,1\n")
+    _, kept, quarantined = run(tmp_path, ingest.DumpSpec("side", main, regions=regions))  # crashed writing Parquet
+    assert [r["ad_id"] for r in kept] == ["2"] and [(q["ad_id"], q["reason"]) for q in quarantined] == [(None, "bad_encoding")]
+
+
+def test_nan_and_infinity_numbers_are_not_json_in_either_path(tmp_path):
+    lines = [json.dumps(ad(1)), '{"score": NaN, ' + json.dumps(ad(2))[1:], '{"score": -Infinity, ' + json.dumps(ad(3))[1:],
+             json.dumps(ad(4, ad_creative_bodies=["Information Infrastructure NaN words"]))]
+    path = tmp_path / "nan.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    _, kept, quarantined = both_paths(tmp_path, path)  # Arrow's reader kept the NaN / Infinity lines
+    assert [r["ad_id"][-1] for r in kept] == ["1", "4"] and [q["reason"] for q in quarantined] == ["malformed_json"] * 2
+
+
+def test_a_cut_csv_row_with_undecodable_bytes_is_quarantined(tmp_path):
+    path = tmp_path / "cut.csv"
+    path.write_bytes(CSV_HEAD.encode() + csv_row(1, "9").encode() + b"2,9,Caf\xe9\n")
+    _, kept, quarantined = run(tmp_path, ingest.DumpSpec("cut", path))  # crashed writing the quarantine's raw text
+    assert len(kept) == 1 and quarantined[0]["reason"] == "malformed_row" and quarantined[0]["raw"] == "2,9,Caf\ufffd"
+
+
+def test_tokens_in_language_platform_and_currency_cells_are_removed(tmp_path):
+    records = [ad(1, languages=["en", URL.format(id=5)], publisher_platforms=["facebook access_token=SECRETTOKEN"],
+                  currency="usd?access_token=SECRETTOKEN")]
+    _, kept, _ = both_paths(tmp_path, write_jsonl(tmp_path / "l.jsonl", records))  # a misaligned CSV row put a URL there
+    assert kept[0]["languages"] == ["en", "https://www.facebook.com/ads/archive/render_ad/?id=5"]
+    assert kept[0]["platforms"] == ["facebook "] and kept[0]["currency"] == "USD"
+
+
+def test_a_token_value_ends_at_any_whitespace_in_both_paths(tmp_path):
+    url = "https://www.facebook.com/ads/archive/render_ad/?id=5&access_token=SECRETTOKEN\u00a0tail"
+    _, kept, _ = both_paths(tmp_path, write_jsonl(tmp_path / "w.jsonl", [ad(1, ad_snapshot_url=url)]))
+    assert kept[0]["snapshot_url"] == "https://www.facebook.com/ads/archive/render_ad/?id=5\u00a0tail"  # RE2's \s is ASCII only
+
+
+def test_list_cells_nested_beyond_the_recursion_limit_stay_text(tmp_path):
+    deep = "[" * 3000 + "]" * 3000
+    assert ads.parse_list_cell(deep) == [deep]  # json.loads raised RecursionError
+    path = tmp_path / "deep.csv"
+    path.write_text(CSV_HEAD + f"1,9,Page,2023-01-02,Four plain words here,{deep},,\n" + csv_row(2, "9"))
+    _, kept, quarantined = run(tmp_path, ingest.DumpSpec("deep", path))
+    assert len(kept) == 1 and [q["reason"] for q in quarantined] == ["bad_distribution"]
