@@ -1,6 +1,6 @@
 """Benchmark metrics (Table 1 / Table 2), registered by name and variant.
 
-Contract: ``shared/specs/benchmarks.md``. Each metric has a ``"reference"`` variant (the benchmark
+Definitions: the formulas below and README, "Zero-shot evaluation". Each metric has a ``"reference"`` variant (the benchmark
 authors' definition) and, where the ALPHA authors' released code computes something else, a
 ``"compat"`` variant. For GlobalOpinionQA the spec turns this round: ALPHA's table uses CultureBank's
 formula (registered as ``"compat"``), the textbook base-2 JS distance is ``"reference"``.

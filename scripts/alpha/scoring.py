@@ -4,7 +4,7 @@ Every benchmark item is a fully formatted prompt (ending e.g. in ``"Answer:"`` o
 and its option labels (``["A", "B", "C", "D"]``, ``["E", "N", "C"]``, ``["Yes", "No"]``). The model reads
 the prompt once; the distribution over the whole vocabulary at the answer position (the position after the
 last prompt token) gives every option's log-probability, and the probabilities renormalised over the
-options are the model's answer distribution (shared/specs/benchmarks.md, "option scoring"). This is the
+options are the model's answer distribution (never one forward pass per option). This is the
 one-token case of lm-evaluation-harness' loglikelihood requests taken all the way: no pass per option.
 
 Engine (``score_items``):

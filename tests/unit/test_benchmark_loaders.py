@@ -1,5 +1,5 @@
 """alpha.benchmarks: loaders, prompts and demo files for GlobalOpinionQA, CultureBank and CultureNLI
-(shared/specs/benchmarks.md). Fixtures are written here, by hand, in the released layouts."""
+(as the loaders' docstrings describe them). Fixtures are written here, by hand, in the released layouts."""
 from __future__ import annotations
 
 import csv

@@ -1,5 +1,5 @@
 """alpha.demo: the embedded demo's synthetic Ad Library dumps — deterministic, in the real layouts of
-shared/specs/inputs.md, with every quirk present and the planted audience signal visible."""
+README's ingestion section, with every quirk present and the planted audience signal visible."""
 from __future__ import annotations
 
 import ast

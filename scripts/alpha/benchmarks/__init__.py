@@ -18,7 +18,7 @@ plus the human / gold side the benchmark's metric needs (documented in each modu
 cannot be parsed goes to ``LoadResult.quarantine`` as ``{"row", "reason", "detail"}`` and is counted
 in ``report["quarantined"]``: one bad row never stops a load, and no row disappears silently.
 
-Released formats and prompts: shared/specs/benchmarks.md.
+Released formats and prompts: each loader's module docstring and README, "Zero-shot evaluation".
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Used by OpinionQA-XL (loader ``"opinionqa_xl"``, 9 attributes) and by OpinionQA-from-raw (loader
 ``"opinionqa_raw"``, OpinionQA's 12 attributes and, given the released ``human_resp``, its question set
-and ordinals). Contract: shared/specs/benchmarks.md (OpinionQA-XL) and shared/specs/inputs.md (ATP).
+and ordinals). The reading rules are this docstring's; README, "Zero-shot evaluation", has the metrics.
 
 Reading: ``pyreadstat.read_sav(path, apply_value_formats=False, user_missing=True)``: codes stay
 numbers, value labels come from ``meta.variable_value_labels``, the question text from

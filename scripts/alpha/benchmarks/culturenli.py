@@ -41,7 +41,7 @@ LABELS = ["E", "N", "C"]
 CULTURES = {"US": "the United States", "IN": "India"}
 RATING_COLUMN = {"US": 2, "IN": 3}
 
-# byte-exact (shared/specs/benchmarks.md): two-space indents, a space after "Entail", U+2019 in "Let’s"
+# byte-exact, as the benchmark authors' code builds it: two-space indents, a space after "Entail", U+2019 in "Let’s"
 NLI_PROMPT = (
     "Premise: {premise}\n"
     "  Hypothesis: {hypothesis}\n"

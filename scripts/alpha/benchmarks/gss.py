@@ -2,8 +2,8 @@
 
 Input: the GSS cumulative Stata file (``gss7222_r4.dta``, ``gss7224_r*.dta``, or an older / Data
 Explorer extract), read with ``pyreadstat.read_dta(..., apply_value_formats=False, user_missing=True)``
-in column chunks (the cumulative file has ~6,900 variables). Contract: shared/specs/benchmarks.md (GSS)
-and shared/specs/inputs.md (GSS).
+in column chunks (the cumulative file has ~6,900 variables). The reading rules are
+this docstring's; README, "Zero-shot evaluation", has the metrics.
 
 Missing values -- a code is *missing* (never an option, never counted in a distribution) when:
 

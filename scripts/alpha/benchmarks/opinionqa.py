@@ -42,7 +42,7 @@ here; this is the layout assumed (and the one ``demo_surveys`` writes), after th
 ``key`` is optional; without ``md`` the attribute is looked up in the metadata (it must be unique).
 The steering text is joined to the question prompt with ``STEER_JOIN`` (a blank line).
 
-Prompts (shared/specs/benchmarks.md):
+Prompts (as the OpinionQA authors' code builds them):
 
 - reference: ``Question: {question}\\nA. {opt1}\\nB. {opt2}\\n...\\nAnswer:``, all options shown, refusal
   included; ``labels`` = all letters, ``ordinal_labels`` = the first ``len(option_ordinal)``.
