@@ -593,10 +593,12 @@ def _jsonl_blocks(spec: DumpSpec, block_bytes: int, notes: dict) -> Iterator[tup
                 continue
             block, tail = memoryview(data)[:cut], data[cut:]
             text = bytes(block)
-            if UTF8_BOM in text:
+            if b"\xef" in text and UTF8_BOM in text:  # memchr first: 0xEF is rare in ad text
                 text = _strip_line_boms(text)
                 block = memoryview(text)
-            lines = [line for line in text.split(b"\n") if _line_content(line)]
+                lines = [line for line in text.split(b"\n") if _line_content(line)]
+            else:  # no byte-order mark: a blank line is plain whitespace
+                lines = [line for line in text.split(b"\n") if line.strip()]
             if lines:
                 yield list(range(index, index + len(lines))), lines, block
                 index += len(lines)
