@@ -1,4 +1,5 @@
 # Two commands on a fresh Debian + Python 3.11 machine:  make demo  |  make test
+# Development: make test-fast (unit tests, no workflow; the inner loop)  |  make lint
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -11,7 +12,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # shell rules (training) call `python`: the one of this virtual environment
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo test bench fuzz readme slurm-profile clean
+.PHONY: demo test test-fast lint bench fuzz readme slurm-profile clean
 
 # torch goes in first and alone: pip then takes the CPU wheel instead of pulling CUDA builds.
 $(STAMP): requirements.txt
@@ -24,8 +25,19 @@ $(STAMP): requirements.txt
 demo: $(STAMP)
 	$(SNAKEMAKE) all
 
-test: $(STAMP)
+# the full suite CI runs: lint, then every test (unit, end to end, local Slurm)
+test: $(STAMP) lint
 	$(PY) -m pytest
+
+# unit tests that start no workflow, cluster or torchrun (under 3 minutes)
+test-fast: $(STAMP)
+	$(PY) -m pytest tests/unit -m "not workflow" -q
+
+# ruff (Python) and snakefmt (rules, Snakefile), pinned in requirements.txt, configured in pyproject.toml;
+# shell directives are left to the author (snakefmt would need shfmt)
+lint: $(STAMP)
+	$(VENV)/bin/ruff check scripts tests
+	$(VENV)/bin/snakefmt --check --no-format-shell Snakefile rules
 
 bench: $(STAMP)
 	$(PY) tests/bench/bench_ingest.py

@@ -4,11 +4,7 @@
 rule ingest_dump:
     input:
         unpack(get_dump_files),
-        code=workflow.source_path("../scripts/alpha/ingest.py"),
-        cleaning=workflow.source_path("../scripts/alpha/ads.py"),
-        vectorised=workflow.source_path("../scripts/alpha/ads_arrow.py"),
-        layouts=workflow.source_path("../scripts/alpha/csv_layouts.py"),
-        fingerprint=workflow.source_path("../scripts/alpha/fingerprint.py"),
+        code=code_for("scripts/ingest_dump.py"),
     output:
         ads="results/ads/dumps/{dump}.parquet",
         quarantine="results/ads/dumps/{dump}.quarantine.parquet",
@@ -40,8 +36,7 @@ rule merge_ads:
         ads=get_ingested("ads"),
         quarantine=get_ingested("quarantine"),
         reports=get_ingested("report"),
-        code=workflow.source_path("../scripts/alpha/ingest.py"),
-        fingerprint=workflow.source_path("../scripts/alpha/fingerprint.py"),
+        code=code_for("scripts/merge_ads.py"),
     output:
         ads="results/ads/ads.parquet",
         quarantine="results/ads/quarantine.parquet",
@@ -69,7 +64,7 @@ rule normalise_census:
         state_population=config["census"]["state_population"],
         sex_age=config["census"]["sex_age"],
         pr_municipios=config["census"]["pr_municipios"],
-        code=workflow.source_path("../scripts/alpha/census.py"),
+        code=code_for("scripts/normalise_census.py"),
     output:
         segments="results/ads/segments.parquet",
         report="results/ads/census_report.json",
@@ -97,8 +92,7 @@ rule delivery_figures:
         state_population=config["census"]["state_population"],
         sex_age=config["census"]["sex_age"],
         pr_municipios=config["census"]["pr_municipios"],
-        code=workflow.source_path("../scripts/alpha/figures.py"),
-        census_code=workflow.source_path("../scripts/alpha/census.py"),
+        code=code_for("scripts/plot_delivery.py"),
     output:
         dir=report(
             directory("results/figures/delivery"),

@@ -1,4 +1,6 @@
-# Config validation and the named input helpers every stage uses (no lambdas in rules).
+# Config validation and the named input helpers every stage uses (no lambdas in rules). The registry logic
+# (models, benchmarks, shard sets, tables) lives in the library, alpha.workflow.registry, with unit tests.
+import os
 import sys
 from pathlib import Path
 
@@ -7,6 +9,12 @@ from snakemake.utils import validate
 
 validate(config, workflow.source_path("../config/schema.yaml"))
 
+# The one place the workflow itself imports the library: entry scripts find `alpha` beside them (Python puts
+# a script's own folder first on sys.path, for `script:` rules, python and torchrun alike).
+SCRIPTS_DIR = Path(workflow.basedir) / "scripts"
+sys.path.insert(0, str(SCRIPTS_DIR))
+from alpha.workflow import code_deps, registry  # noqa: E402
+
 
 wildcard_constraints:
     dump=r"[A-Za-z0-9_.-]+",
@@ -14,6 +22,17 @@ wildcard_constraints:
     shard_set=r"[A-Za-z0-9_-]+",
     model=r"[A-Za-z0-9_.-]+",
     benchmark=r"[A-Za-z0-9_-]+",
+
+
+def code_for(script):
+    """The entry script and every library file it imports (transitively), relative to the working directory:
+    a rule reruns exactly when code it runs changes, and a moved checkout reruns nothing."""
+    return code_deps.code_for(script, workflow.basedir, SCRIPTS_DIR)
+
+
+def _raise_problems(what, problems):
+    if problems:
+        raise WorkflowError(f"{what}:\n  " + "\n  ".join(problems))
 
 
 DEMO_ADS = "results/demo/ads"
@@ -32,9 +51,6 @@ DEMO_DUMPS = {
 DEMO_MEDIA = f"{DEMO_ADS}/media_verbalisation.jsonl"
 DEMO_EXTERNAL = "results/demo/external/sharegpt.json"
 DEMO_BENCHMARKS = "results/demo/benchmarks"  # rule demo_benchmarks writes the six released layouts here
-TEST_SPLITS = ("test_unseen_advertiser", "test_after_cutoff")  # alpha.samples.TEST_SPLITS (tested)
-TASK_FAMILIES = ("TAG", "TAP", "TC", "TS")
-TASK_NAMES = ("TAG", "TAP-G", "TAP-A", "TAP-R", "TC-A", "TC-G", "TC-R", "TS-E", "TS-B")
 
 
 def by_attempt(base):
@@ -60,40 +76,20 @@ def _require_files(paths_by_key):
         )
 
 
-def _dumps_from_config():
-    dumps = {}
-    for i, entry in enumerate(config["ads"]["dumps"]):
-        name = entry.get("name") or Path(entry["path"]).name.split(".")[0]
-        if name in dumps:
-            raise WorkflowError(f"ads.dumps[{i}]: dump name {name!r} is used twice; give each a unique name:")
-        dumps[name] = entry
+def _dumps():
+    if demo_enabled():
+        return DEMO_DUMPS
+    dumps, problems = registry.dumps_from_config(config)
+    if problems:
+        raise WorkflowError(problems[0])
     return dumps
 
 
-AD_DUMPS = DEMO_DUMPS if demo_enabled() else _dumps_from_config()
+AD_DUMPS = _dumps()
 AD_MEDIA = DEMO_MEDIA if demo_enabled() else config["ads"]["media_verbalisation"]
-EXTERNAL_SETS = {name: entry["path"] for name, entry in sorted(config["shards"]["external"].items())}
+EXTERNAL_SETS = registry.external_sets(config)
 SHARD_SETS = config["shards"]["sets"]
-
-
-def _check_shard_sets():
-    problems = []
-    for set_name, spec in SHARD_SETS.items():
-        for key in spec["caps"]:
-            if key not in TASK_FAMILIES + TASK_NAMES:
-                known = ", ".join((*TASK_FAMILIES, *TASK_NAMES))
-                problems.append(f"shards.sets.{set_name}.caps.{key}: not a task or family ({known})")
-        for entry in spec.get("external", []):
-            if entry["name"] not in EXTERNAL_SETS:
-                problems.append(f"shards.sets.{set_name}.external: {entry['name']!r} is not defined under shards.external")
-    if problems:
-        raise WorkflowError("Invalid shard sets in the config:\n  " + "\n  ".join(problems))
-
-
-_check_shard_sets()
-
-if not AD_DUMPS:
-    raise WorkflowError("ads.dumps is empty: list at least one dump file, or set demo.enabled: true.")
+_raise_problems("Invalid shard sets in the config", registry.shard_set_problems(config))
 _require_files(
     {
         **{f"census.{k}": config["census"][k] for k in ("state_population", "sex_age", "pr_municipios")},
@@ -124,17 +120,7 @@ def get_dump_files(wildcards):
 
 
 def get_dump_params(wildcards):
-    # key order is fixed: Snakemake compares params by their text, so a reordered config must not rerun
-    entry = AD_DUMPS[wildcards.dump]
-    floor = entry.get("min_kept_share")
-    return {
-        "columns": dict(sorted(entry.get("columns", {}).items())),
-        "encoding": entry.get("encoding"),
-        "format": entry.get("format"),
-        "layout": entry.get("layout", "auto"),
-        "min_kept_share": config["ads"]["min_kept_share"] if floor is None else floor,
-        "wide_regions": list(entry.get("wide_regions", [])),
-    }
+    return registry.dump_params(config, AD_DUMPS[wildcards.dump])
 
 
 def get_ingested(kind):
@@ -163,12 +149,11 @@ def get_pair_shards():
 
 
 def get_task_inputs(wildcards):
-    """The per-ad tables every task builder reads, and the library code that defines the tasks."""
+    """The per-ad tables every task builder reads."""
     return {
         "ads": "results/ads/ads.parquet",
         "segments": "results/ads/segments.parquet",
         "splits": "results/tasks/splits.parquet",
-        "code": [workflow.source_path(f"../scripts/alpha/{m}.py") for m in ("tasks", "prompts", "samples")],
     }
 
 
@@ -178,94 +163,28 @@ def get_sample_files():
     )
 
 
-def _shard_set_external(set_name):
-    return sorted(SHARD_SETS[set_name].get("external", []), key=lambda entry: entry["name"])
-
-
 def get_shard_set_external_files(wildcards):
-    return [EXTERNAL_SETS[entry["name"]] for entry in _shard_set_external(wildcards.shard_set)]
+    return [EXTERNAL_SETS[entry["name"]] for entry in registry.shard_set_external(config, wildcards.shard_set)]
 
 
 def get_shard_set_spec(wildcards):
-    # key-sorted: Snakemake compares params by their text
-    spec = SHARD_SETS[wildcards.shard_set]
-    return {
-        "caps": dict(sorted(spec["caps"].items())),
-        "external": [
-            {"name": e["name"], "path": EXTERNAL_SETS[e["name"]], "ratio": e["ratio"]}
-            for e in _shard_set_external(wildcards.shard_set)
-        ],
-        "n_shards": spec["n_shards"],
-    }
+    return registry.shard_set_spec(config, wildcards.shard_set)
 
 
 # ---------------------------------------------------------------- model registry
 
 MODELS = config["models"]
-TINY_BASE = "results/models/tiny"  # registry base "tiny": built by rule build_tiny_model
-
-
-def _check_models():
-    problems = []
-    for name, entry in MODELS.items():
-        parent = entry.get("from")
-        if parent is not None and (parent not in MODELS or "from" in MODELS[parent]):
-            problems.append(f"models.{name}.from: {parent!r} is not a base model of the registry")
-        recipe = entry.get("recipe")
-        if recipe and not Path(recipe).exists():
-            problems.append(f"models.{name}.recipe: {recipe} does not exist")
-        unknown = set(entry.get("train", {})) - set(config["train"])
-        if unknown:
-            problems.append(f"models.{name}.train: unknown keys {sorted(unknown)} (known: {', '.join(config['train'])})")
-    if problems:
-        raise WorkflowError("Invalid model registry (models:) in the config:\n  " + "\n  ".join(problems))
-
-
-_check_models()
-FINETUNED = sorted(name for name, entry in MODELS.items() if "from" in entry)
-
-
-def recipe_of(model):
-    """The model's recipe with its registry `recipe_overrides` applied (e.g. an ablation's shard_set)."""
-    import yaml
-
-    recipe = yaml.safe_load(Path(MODELS[model]["recipe"]).read_text()) or {}
-    return {**recipe, **MODELS[model].get("recipe_overrides", {})}
-
-
-def is_lora(model):
-    return bool(recipe_of(model).get("lora", False))
-
-
-def recipe_override_args(model):
-    """`--set key=value` arguments for train.py (values as YAML, shell-quoted), key-sorted."""
-    import shlex
-
-    import yaml
-
-    overrides = MODELS[model].get("recipe_overrides", {})
-    def as_yaml(value):
-        return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
-
-    return " ".join(f"--set {shlex.quote(f'{k}={as_yaml(v)}')}" for k, v in sorted(overrides.items()))
-
-
-def base_model_path(model):
-    """Weights a registry base model starts from: the built tiny model, a local folder, or a hub id."""
-    base = MODELS[model]["base"]
-    return TINY_BASE if base == "tiny" else base
+TINY_BASE = registry.TINY_BASE
+_raise_problems("Invalid model registry (models:) in the config", registry.model_problems(config))
+FINETUNED = registry.finetuned(config)
 
 
 def model_path(model):
-    """The weights every evaluation reads: base weights, a full fine-tune, or a LoRA fine-tune merged."""
-    if "from" not in MODELS[model]:
-        return base_model_path(model)
-    return f"results/train/{model}/merged" if is_lora(model) else f"results/train/{model}/model"
+    return registry.model_path(config, model)
 
 
 def chat_template_of(model):
-    entry = MODELS[model]
-    return entry.get("chat_template") or (MODELS[entry["from"]].get("chat_template") if "from" in entry else None)
+    return registry.chat_template_of(config, model)
 
 
 def _local(path):
@@ -274,28 +193,23 @@ def _local(path):
 
 
 def get_train_inputs(wildcards):
-    entry = MODELS[wildcards.model]
-    recipe = recipe_of(wildcards.model)
-    if "deepspeed" not in recipe or "shard_set" not in recipe:
-        raise WorkflowError(f"{entry['recipe']}: a recipe names its shard_set and deepspeed config")
-    if recipe["shard_set"] not in SHARD_SETS:
-        raise WorkflowError(f"{entry['recipe']}: shard_set {recipe['shard_set']!r} is not in shards.sets")
+    model = wildcards.model
+    problems = registry.recipe_problems(config, model)
+    if problems:
+        raise WorkflowError(problems[0])
+    recipe = registry.recipe_of(config, model)
     return {
-        "base": _local(base_model_path(entry["from"])),
+        "base": _local(registry.base_model_path(config, MODELS[model]["from"])),
         "shards": f"results/shards/{recipe['shard_set']}",
-        "recipe": entry["recipe"],
+        "recipe": MODELS[model]["recipe"],
         "deepspeed": recipe["deepspeed"],
-        "code": [workflow.source_path(f"../scripts/alpha/{m}.py") for m in ("train", "chat", "launch")],
+        "code": code_for("scripts/train.py"),
     }
-
-
-def train_geometry(model):
-    return {**config["train"], **MODELS[model].get("train", {})}
 
 
 def get_train_resource(key):
     def resource(wildcards, attempt):
-        geometry = train_geometry(wildcards.model)
+        geometry = registry.train_geometry(config, wildcards.model)
         if key == "tasks":
             return geometry["nodes"] * geometry["procs_per_node"]
         if key in ("mem_mb", "runtime"):
@@ -306,35 +220,30 @@ def get_train_resource(key):
 
 
 def get_train_gres(wildcards):
-    gpus = train_geometry(wildcards.model)["gpus_per_node"]
+    gpus = registry.train_geometry(config, wildcards.model)["gpus_per_node"]
     return f"gpu:{gpus}" if gpus else ""
 
 
 def get_train_params(wildcards):
     """The launcher's geometry: ranks per node, and the srun step that starts one launcher per node."""
-    g = train_geometry(wildcards.model)
-    srun = (f"--nodes={g['nodes']} --ntasks={g['nodes']} --ntasks-per-node=1 "
-            f"--cpus-per-task={g['cpus_per_task'] * g['procs_per_node']} --kill-on-bad-exit=1")
-    if g["gpus_per_node"]:
-        srun += f" --gres=gpu:{g['gpus_per_node']}"
-    base = base_model_path(MODELS[wildcards.model]["from"])
+    g = registry.train_geometry(config, wildcards.model)
     template = chat_template_of(wildcards.model)
     return {
         "nproc": g["procs_per_node"],
-        "srun": srun,
+        "srun": registry.srun_args(g),
         "threads_per_rank": g["cpus_per_task"],
-        "base": base,
+        "base": registry.base_model_path(config, MODELS[wildcards.model]["from"]),
         "template": f"--chat-template {template}" if template else "",
-        "overrides": recipe_override_args(wildcards.model),
+        "overrides": registry.recipe_override_args(config, wildcards.model),
     }
 
 
 def get_merge_base(wildcards):
-    return _local(base_model_path(MODELS[wildcards.model]["from"]))
+    return _local(get_merge_base_id(wildcards))
 
 
 def get_merge_base_id(wildcards):
-    return base_model_path(MODELS[wildcards.model]["from"])
+    return registry.base_model_path(config, MODELS[wildcards.model]["from"])
 
 
 def get_model_weights(wildcards):
@@ -342,9 +251,7 @@ def get_model_weights(wildcards):
 
 
 def train_eval_models():
-    """Every fine-tuned model and the base it starts from (paper 4.1: base vs fine-tuned)."""
-    names = set(FINETUNED) | {MODELS[m]["from"] for m in FINETUNED}
-    return sorted(names)
+    return registry.train_eval_models(config)
 
 
 def get_train_eval_params(wildcards):
@@ -366,59 +273,31 @@ def get_eval_gres(wildcards):
 
 # ---------------------------------------------------------------- benchmark registry and tables
 
-sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))  # the alpha package: task specs, metric registry
-from alpha import evaluation as _evaluation, tables as _tables  # noqa: E402
-
 BENCHMARKS = config["benchmarks"]
-TABLE1_COLUMNS = list(_tables.TABLE1_COLUMNS)
-TABLE2_COLUMN = _tables.TABLE2_VALUE
+TABLE1_COLUMNS = list(registry.TABLE1_COLUMNS)
+TABLE2_COLUMN = registry.TABLE2_VALUE
+TASKS, _task_problems = registry.load_tasks(config)
+_raise_problems("Invalid benchmark registry (benchmarks:) in the config", _task_problems)
 
 
 def _benchmark_task(name):
-    return BENCHMARKS[name].get("task", name)
-
-
-def _load_tasks():
-    tasks, problems = {}, []
-    for name, entry in BENCHMARKS.items():
-        try:
-            tasks[name] = _evaluation.load_task(_benchmark_task(name))
-        except _evaluation.TaskSpecError as exc:
-            problems.append(f"benchmarks.{name}.task: {exc}")
-            continue
-        problems += _evaluation.check_benchmark(name, tasks[name], entry["variant"])
-    columns = {}
-    for name, task in tasks.items():
-        for column in task.table_columns:
-            if column in columns:
-                problems.append(f"benchmarks.{name}: table column {column!r} also comes from benchmarks.{columns[column]}")
-            columns[column] = name
-    if problems:
-        raise WorkflowError("Invalid benchmark registry (benchmarks:) in the config:\n  " + "\n  ".join(problems))
-    return tasks
-
-
-TASKS = _load_tasks()
-
-
-def _benchmark_files(name):
-    """The benchmark's released files, and a field-dates file named in its options."""
-    entry = BENCHMARKS[name]
-    paths = [entry["path"]]
-    if isinstance(entry["options"].get("field_dates"), str):
-        paths.append(entry["options"]["field_dates"])
-    return paths
+    return registry.benchmark_task_name(config, name)
 
 
 def _is_demo_benchmark(path):
     return path == DEMO_BENCHMARKS or path.startswith(f"{DEMO_BENCHMARKS}/")
 
 
+def _task_file(name):
+    # relative to the working directory, like every code input: a moved checkout reruns nothing
+    return os.path.relpath(SCRIPTS_DIR / "alpha" / "eval" / "tasks" / f"{_benchmark_task(name)}.yaml")
+
+
 _require_files(
     {
         f"benchmarks.{name}": path
         for name in BENCHMARKS
-        for path in _benchmark_files(name)
+        for path in registry.benchmark_files(config, name)
         if not _is_demo_benchmark(path)
     }
 )
@@ -427,24 +306,11 @@ if config["correlation"]["enabled"] and not _is_demo_benchmark(config["correlati
 
 
 def get_benchmark_inputs(wildcards):
-    files = _benchmark_files(wildcards.benchmark)
-    task = _benchmark_task(wildcards.benchmark)
-    loader_modules = ("__init__", "atp", "nominal", "opinionqa", "gss", "globalopinionqa", "culturebank", "culturenli")
+    files = registry.benchmark_files(config, wildcards.benchmark)
     return {
         "files": sorted({DEMO_BENCHMARKS if _is_demo_benchmark(p) else p for p in files}),
-        "task": str(_evaluation.task_file(task)),
-        "code": [workflow.source_path(f"../scripts/alpha/benchmarks/{m}.py") for m in loader_modules]
-        + [workflow.source_path("../scripts/alpha/evaluation.py")],
+        "task": _task_file(wildcards.benchmark),
     }
-
-
-def _sorted_deep(value):
-    # Snakemake compares params by their text: nested mappings key-sorted, so a reordered config never reruns
-    if isinstance(value, dict):
-        return {str(k): _sorted_deep(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
-    if isinstance(value, list):
-        return [_sorted_deep(v) for v in value]
-    return value
 
 
 def get_benchmark_params(wildcards):
@@ -454,19 +320,20 @@ def get_benchmark_params(wildcards):
         "task": _benchmark_task(wildcards.benchmark),
         # the variant changes the items only where prompts differ by variant (OpinionQA's compat prompts)
         "variant": entry["variant"] if TASKS[wildcards.benchmark].prompt_variants else None,
-        "options": _sorted_deep(entry["options"]),
+        "options": registry.sorted_deep(entry["options"]),
     }
 
 
 def get_task_file(wildcards):
-    return str(_evaluation.task_file(_benchmark_task(wildcards.benchmark)))
+    return _task_file(wildcards.benchmark)
 
 
 def get_score_params(wildcards):
+    settings = {k: v for k, v in config["eval"].items() if k in ("batch_size", "max_tokens_per_batch", "on_too_long")}
     return {
         "task": _benchmark_task(wildcards.benchmark),
         "chat_template": chat_template_of(wildcards.model),
-        **_sorted_deep({k: v for k, v in config["eval"].items() if k in ("batch_size", "max_tokens_per_batch", "on_too_long")}),
+        **registry.sorted_deep(settings),
     }
 
 
@@ -487,13 +354,11 @@ def get_score_resource(key):
 
 
 def table_models():
-    """(registry name, row label) in registry order: the rows of Table 1 and Table 2 (models trained
-    only for the ablation, ``in_tables: false``, are left out)."""
-    return [(name, entry.get("label", name)) for name, entry in MODELS.items() if entry.get("in_tables", True)]
+    return registry.table_models(config)
 
 
 def _benchmarks_with(columns):
-    return sorted(name for name, task in TASKS.items() if set(task.table_columns) & set(columns))
+    return registry.benchmarks_with(TASKS, columns)
 
 
 def get_table_results(columns):
@@ -507,85 +372,36 @@ def get_table_results(columns):
     return results
 
 
-def _task_families(shard_set):
-    return sorted({key.split("-")[0] for key in SHARD_SETS[shard_set]["caps"]})
-
-
-def ablation_rows():
-    """The per-task ablation table's rows: every base that has a fine-tune trained on fewer than the four
-    task families, then its fine-tunes (registry order), with what each was trained on."""
-    trained = {m: recipe_of(m)["shard_set"] for m in FINETUNED}
-    ablated = {MODELS[m]["from"] for m, s in trained.items() if len(_task_families(s)) < len(TASK_FAMILIES)}
-    rows = []
-    for name, entry in MODELS.items():
-        if name in ablated:
-            rows.append((name, {"Tasks": "none (base model)", "Shard set": ""}))
-            rows += [(m, {"Tasks": " + ".join(_task_families(trained[m])), "Shard set": trained[m]})
-                     for m in MODELS if MODELS[m].get("from") == name]
-    return rows
+ABLATION_ROWS = registry.ablation_rows(config)
 
 
 def get_ablation_results(wildcards):
     return expand(
         "results/eval/{model}/{benchmark}.json",
-        model=[name for name, _ in ablation_rows()],
+        model=[name for name, _ in ABLATION_ROWS],
         benchmark=_benchmarks_with(TABLE1_COLUMNS),
     )
 
 
 def get_ablation_params(wildcards):
-    rows = ablation_rows()
-    return {"models": [[n, MODELS[n].get("label", n)] for n, _ in rows], "text": {n: text for n, text in rows}}
+    return {
+        "models": [[n, MODELS[n].get("label", n)] for n, _ in ABLATION_ROWS],
+        "text": {n: text for n, text in ABLATION_ROWS},
+    }
 
 
-def _check_out_of_tables():
-    in_ablation = {name for name, _ in ablation_rows()}
-    nowhere = [name for name, entry in MODELS.items() if not entry.get("in_tables", True) and name not in in_ablation]
-    if nowhere:
-        raise WorkflowError(
-            f"models {nowhere} have in_tables: false but are not part of the per-task ablation (a fine-tune "
-            "on fewer than the four task families, or the base of one), so no table would show them: "
-            "remove in_tables: false, or the models."
-        )
-
-
-_check_out_of_tables()
-
+_raise_problems("Invalid model registry (models:) in the config", registry.out_of_tables_problems(config))
 
 GROUNDED = config["eval"]["grounded"]
-
-
-def _check_grounded():
-    if not GROUNDED["enabled"]:
-        return
-    problems = []
-    if bool(GROUNDED["judge_model"]) == bool(GROUNDED["judge_url"]):
-        problems.append("give exactly one of judge_model (a local causal LM) and judge_url (an OpenAI-compatible endpoint)")
-    bench = GROUNDED["benchmark"]
-    if bench not in BENCHMARKS or TASKS[bench].loader != "culturebank":
-        problems.append(f"benchmark {bench!r} is not a registry benchmark with the culturebank loader")
-    judge = GROUNDED["judge_model"]
-    if judge and judge not in MODELS and not Path(judge).is_dir():
-        problems.append(f"judge_model {judge!r} is neither a registry model nor a local folder")
-    if problems:
-        raise WorkflowError("Invalid eval.grounded in the config:\n  " + "\n  ".join(problems))
-
-
-_check_grounded()
-
-
-def _judge_dir():
-    judge = GROUNDED["judge_model"]
-    return model_path(judge) if judge in MODELS else judge
+_raise_problems("Invalid eval.grounded in the config", registry.grounded_problems(config, TASKS))
 
 
 def get_grounded_inputs(wildcards):
-    judge = _judge_dir() if GROUNDED["judge_model"] else None
+    judge = registry.judge_dir(config)
     return {
         "prepared": f"results/eval_items/{GROUNDED['benchmark']}.parquet",
         "weights": _local(model_path(wildcards.model)),
         "judge": _local(judge) if judge else [],
-        "code": [workflow.source_path(f"../scripts/alpha/{m}.py") for m in ("grounded", "scoring", "chat")],
     }
 
 
@@ -594,11 +410,11 @@ def get_grounded_params(wildcards):
     return {
         "model_dir": model_path(wildcards.model),
         "chat_template": chat_template_of(wildcards.model),
-        "judge_dir": _judge_dir() if judge else None,
+        "judge_dir": registry.judge_dir(config),
         "judge_name": judge,
         "judge_template": chat_template_of(judge) if judge in MODELS else None,
         "seed": config["seed"],
-        **_sorted_deep({k: v for k, v in GROUNDED.items() if k not in ("enabled", "judge_model")}),
+        **registry.sorted_deep({k: v for k, v in GROUNDED.items() if k not in ("enabled", "judge_model")}),
     }
 
 
@@ -617,7 +433,7 @@ def get_table_outputs():
     outputs = get_correlation_outputs()
     if GROUNDED["enabled"]:
         outputs.append("results/culturebank_grounded.csv")
-    if BENCHMARKS and ablation_rows():
+    if BENCHMARKS and ABLATION_ROWS:
         outputs.append("results/ablation.csv")
     if BENCHMARKS:
         outputs += ["results/table1.csv", "results/figures/table1.png"]

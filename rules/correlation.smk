@@ -8,7 +8,7 @@ rule behaviour_similarity:
         state_population=config["census"]["state_population"],
         sex_age=config["census"]["sex_age"],
         pr_municipios=config["census"]["pr_municipios"],
-        code=workflow.source_path("../scripts/alpha/correlation.py"),
+        code=code_for("scripts/behaviour_similarity.py"),
     output:
         states="results/correlation/behaviour_states.csv",
         regions="results/correlation/behaviour_regions.csv",
@@ -34,7 +34,7 @@ rule behaviour_similarity:
 rule opinion_similarity:
     input:
         waves=get_correlation_waves,
-        code=workflow.source_path("../scripts/alpha/correlation.py"),
+        code=code_for("scripts/opinion_similarity.py"),
     output:
         regions="results/correlation/opinion_regions.csv",
         age_gender="results/correlation/opinion_age_gender.csv",
@@ -59,7 +59,7 @@ rule correlation_summary:
         behaviour_age_gender="results/correlation/behaviour_age_gender.csv",
         opinion_regions="results/correlation/opinion_regions.csv",
         opinion_age_gender="results/correlation/opinion_age_gender.csv",
-        code=[workflow.source_path(f"../scripts/alpha/{m}.py") for m in ("correlation", "figures")],
+        code=code_for("scripts/correlation_summary.py"),
     output:
         summary=report("results/correlation/summary.json", caption="../report/correlation.rst", category="Behaviour and opinion"),
         figures=report(

@@ -7,7 +7,7 @@ rule demo_inputs:
     input:
         census_state=config["census"]["state_population"],
         census_sex_age=config["census"]["sex_age"],
-        code=workflow.source_path("../scripts/alpha/demo.py"),
+        code=code_for("scripts/demo_inputs.py"),
     output:
         current=temp(DEMO_DUMPS["current"]["path"]),
         legacy=temp(DEMO_DUMPS["legacy"]["path"]),
@@ -40,8 +40,7 @@ rule demo_inputs:
 # with field dates, GSS .dta, GlobalOpinionQA / CultureBank / CultureNLI files), small and planted.
 rule demo_benchmarks:
     input:
-        code=[workflow.source_path(f"../scripts/alpha/benchmarks/{m}.py") for m in ("demo", "demo_surveys")]
-        + [workflow.source_path(f"../scripts/alpha/{m}.py") for m in ("correlation", "demo")],
+        code=code_for("scripts/demo_benchmarks.py"),
     output:
         directory(DEMO_BENCHMARKS),
     params:

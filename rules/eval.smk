@@ -6,6 +6,7 @@
 rule prepare_benchmark:
     input:
         unpack(get_benchmark_inputs),
+        code=code_for("scripts/prepare_benchmark.py"),
     output:
         prepared="results/eval_items/{benchmark}.parquet",
         quarantine="results/eval_items/{benchmark}.quarantine.jsonl",
@@ -31,7 +32,7 @@ rule score_benchmark:
         weights=get_model_weights,
         prepared="results/eval_items/{benchmark}.parquet",
         task=get_task_file,
-        code=[workflow.source_path(f"../scripts/alpha/{m}.py") for m in ("scoring", "evaluation", "chat")],
+        code=code_for("scripts/score_benchmark.py"),
     output:
         "results/eval/{model}/{benchmark}.parquet",
     params:
@@ -57,7 +58,7 @@ rule benchmark_metrics:
         prepared="results/eval_items/{benchmark}.parquet",
         scores="results/eval/{model}/{benchmark}.parquet",
         task=get_task_file,
-        code=[workflow.source_path(f"../scripts/alpha/{m}.py") for m in ("metrics", "evaluation")],
+        code=code_for("scripts/benchmark_metrics.py"),
     output:
         "results/eval/{model}/{benchmark}.json",
     params:
@@ -79,7 +80,7 @@ rule benchmark_metrics:
 rule table1:
     input:
         results=get_table_results(TABLE1_COLUMNS),
-        code=workflow.source_path("../scripts/alpha/tables.py"),
+        code=code_for("scripts/make_table.py"),
     output:
         csv=report("results/table1.csv", caption="../report/table1.rst", category="Tables"),
         sidecar="results/table1.json",
@@ -101,7 +102,7 @@ rule table1:
 rule table2:
     input:
         results=get_table_results([TABLE2_COLUMN]),
-        code=workflow.source_path("../scripts/alpha/tables.py"),
+        code=code_for("scripts/make_table.py"),
     output:
         csv=report("results/table2.csv", caption="../report/table2.rst", category="Tables"),
         sidecar="results/table2.json",
@@ -123,7 +124,7 @@ rule table2:
 rule ablation_table:
     input:
         results=get_ablation_results,
-        code=workflow.source_path("../scripts/alpha/tables.py"),
+        code=code_for("scripts/make_table.py"),
     output:
         csv=report("results/ablation.csv", caption="../report/ablation.rst", category="Tables"),
         sidecar="results/ablation.json",
@@ -145,7 +146,7 @@ rule ablation_table:
 rule plot_table1:
     input:
         sidecar="results/table1.json",
-        code=workflow.source_path("../scripts/alpha/figures.py"),
+        code=code_for("scripts/plot_table1.py"),
     output:
         report("results/figures/table1.png", caption="../report/table1_figure.rst", category="Tables"),
     log:
@@ -166,6 +167,7 @@ rule plot_table1:
 rule culturebank_grounded:
     input:
         unpack(get_grounded_inputs),
+        code=code_for("scripts/culturebank_grounded.py"),
     output:
         per_item="results/eval/{model}/culturebank_grounded.parquet",
         result="results/eval/{model}/culturebank_grounded.json",
@@ -189,7 +191,7 @@ rule culturebank_grounded:
 rule grounded_table:
     input:
         results=expand("results/eval/{model}/culturebank_grounded.json", model=list(MODELS)),
-        code=workflow.source_path("../scripts/alpha/tables.py"),
+        code=code_for("scripts/make_table.py"),
     output:
         csv=report("results/culturebank_grounded.csv", caption="../report/grounded.rst", category="Tables"),
         sidecar="results/culturebank_grounded.json",

@@ -6,7 +6,7 @@ rule build_tiny_model:
     input:
         samples=get_sample_files(),
         external=DEMO_EXTERNAL if demo_enabled() else [],
-        code=[workflow.source_path(f"../scripts/alpha/{m}.py") for m in ("tiny_model", "chat")],
+        code=code_for("scripts/build_tiny_model.py"),
     output:
         directory(TINY_BASE),
     params:
@@ -73,7 +73,7 @@ rule merge_lora:
     input:
         adapter="results/train/{model}/model",
         base=get_merge_base,
-        code=workflow.source_path("../scripts/alpha/train.py"),
+        code=code_for("scripts/merge_lora.py"),
     output:
         directory("results/train/{model}/merged"),
     params:

@@ -5,7 +5,7 @@
 rule embed_ads:
     input:
         ads="results/ads/ads.parquet",
-        code=workflow.source_path("../scripts/alpha/embeddings.py"),
+        code=code_for("scripts/embed_ads.py"),
     output:
         emb="results/embeddings/ads.npy",
         ids="results/embeddings/ads.ids.txt",
@@ -31,7 +31,7 @@ rule mine_pairs:
         ads="results/ads/ads.parquet",
         emb="results/embeddings/ads.npy",
         ids="results/embeddings/ads.ids.txt",
-        code=workflow.source_path("../scripts/alpha/pairs.py"),
+        code=code_for("scripts/mine_pairs.py"),
     output:
         pairs="results/pairs/shards/{shard}.parquet",
         report="results/pairs/shards/{shard}.json",

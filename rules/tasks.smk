@@ -7,7 +7,7 @@ rule extract_keywords:
         ads="results/ads/ads.parquet",
         emb="results/embeddings/ads.npy",
         ids="results/embeddings/ads.ids.txt",
-        code=workflow.source_path("../scripts/alpha/keywords.py"),
+        code=code_for("scripts/extract_keywords.py"),
     output:
         keywords="results/tasks/keywords.parquet",
         report="results/tasks/keywords.json",
@@ -31,7 +31,7 @@ rule extract_keywords:
 rule split_ads:
     input:
         ads="results/ads/ads.parquet",
-        code=workflow.source_path("../scripts/alpha/splits.py"),
+        code=code_for("scripts/split_ads.py"),
     output:
         splits="results/tasks/splits.parquet",
         report="results/tasks/splits.json",
@@ -55,6 +55,7 @@ rule ad_tasks:
     input:
         unpack(get_task_inputs),
         keywords="results/tasks/keywords.parquet",
+        code=code_for("scripts/ad_tasks.py"),
     output:
         samples="results/tasks/samples/ads.parquet",
         report="results/tasks/samples/ads.json",
@@ -79,6 +80,7 @@ rule pair_tasks:
     input:
         unpack(get_task_inputs),
         pairs="results/pairs/shards/{shard}.parquet",
+        code=code_for("scripts/pair_tasks.py"),
     output:
         samples="results/tasks/samples/pairs/{shard}.parquet",
         report="results/tasks/samples/pairs/{shard}.json",
@@ -104,7 +106,7 @@ rule pair_tasks:
 rule test_sets:
     input:
         samples=get_sample_files(),
-        code=workflow.source_path("../scripts/alpha/tasks.py"),
+        code=code_for("scripts/test_sets.py"),
     output:
         test_unseen_advertiser="results/tasks/test/test_unseen_advertiser.parquet",
         test_after_cutoff="results/tasks/test/test_after_cutoff.parquet",
@@ -126,7 +128,7 @@ rule test_sets:
 
 rule demo_external:
     input:
-        code=workflow.source_path("../scripts/alpha/sharegpt.py"),
+        code=code_for("scripts/demo_external.py"),
     output:
         DEMO_EXTERNAL,
     params:
@@ -148,7 +150,7 @@ rule make_shards:
     input:
         samples=get_sample_files(),
         external=get_shard_set_external_files,
-        code=workflow.source_path("../scripts/alpha/shards.py"),
+        code=code_for("scripts/make_shards.py"),
     output:
         directory("results/shards/{shard_set}"),
     params:

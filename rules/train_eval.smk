@@ -7,7 +7,7 @@ rule eval_train_tasks:
         weights=get_model_weights,
         test_unseen_advertiser="results/tasks/test/test_unseen_advertiser.parquet",
         test_after_cutoff="results/tasks/test/test_after_cutoff.parquet",
-        code=[workflow.source_path(f"../scripts/alpha/{m}.py") for m in ("train_eval", "textgen_metrics", "chat")],
+        code=code_for("scripts/eval_train_tasks.py"),
     output:
         metrics="results/train_eval/{model}.json",
         per_item="results/train_eval/{model}.items.parquet",
@@ -32,6 +32,7 @@ rule eval_train_tasks:
 rule train_tasks_table:
     input:
         expand("results/train_eval/{model}.json", model=train_eval_models()),
+        code=code_for("scripts/train_tasks_table.py"),
     output:
         report(
             "results/train_tasks.csv",

@@ -1,9 +1,10 @@
 """Snakemake entry: TAG and TAP samples, one pass over the ads (rule ad_tasks)."""
-from alpha import io, tasks
+from alpha.core import io
+from alpha.tasks import builders
 
 smk = snakemake  # noqa: F821  (injected by Snakemake)
 io.setup_logging(smk.log[0])
-report = tasks.build_ad_tasks(
+report = builders.build_ad_tasks(
     smk.input.ads,
     smk.input.segments,
     smk.input.keywords,

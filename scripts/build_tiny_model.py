@@ -1,6 +1,7 @@
 """Snakemake entry: the embedded default's tokenizer and tiny Llama (rule build_tiny_model)."""
-from alpha import io, tiny_model
-from alpha.sharegpt import load_sharegpt
+from alpha.core import io
+from alpha.demo import tiny_model
+from alpha.tasks.sharegpt import load_sharegpt
 
 smk = snakemake  # noqa: F821  (injected by Snakemake)
 io.setup_logging(smk.log[0])

@@ -1,14 +1,16 @@
 """Snakemake entry: CultureBank grounded evaluation of one model (rule culturebank_grounded)."""
 import torch
 
-from alpha import evaluation, grounded, io
-from alpha.scoring import load_model
+from alpha.core import io
+from alpha.eval import grounded
+from alpha.eval.items import read_items
+from alpha.eval.scoring import load_model
 
 smk = snakemake  # noqa: F821  (injected by Snakemake)
 io.setup_logging(smk.log[0])
 torch.set_num_threads(smk.threads)
 spec = smk.params.spec
-items = grounded.test_items(evaluation.read_items(smk.input.prepared), spec["max_items"])
+items = grounded.test_items(read_items(smk.input.prepared), spec["max_items"])
 model, tokenizer = load_model(spec["model_dir"])
 answers = grounded.answer_questions(model, tokenizer, [i["eval_question"] for i in items], template=spec["chat_template"],
                                     max_new_tokens=int(spec["max_new_tokens"]), seed=int(spec["seed"]))

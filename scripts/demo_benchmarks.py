@@ -1,10 +1,10 @@
 """Snakemake entry: the embedded default's benchmark files, in the released layouts (rule demo_benchmarks)."""
 import logging
 
-from alpha import io
-from alpha.correlation import planted_lean
-from alpha.benchmarks.demo import write_demo_benchmarks
-from alpha.benchmarks.demo_surveys import write_demo_surveys
+from alpha.core import io
+from alpha.demo.benchmarks import write_demo_benchmarks
+from alpha.demo.lean import planted_lean
+from alpha.demo.surveys import write_demo_surveys
 
 smk = snakemake  # noqa: F821  (injected by Snakemake)
 io.setup_logging(smk.log[0])

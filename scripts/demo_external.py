@@ -1,7 +1,8 @@
 """Snakemake entry: the embedded demo's ShareGPT-format instruction set (rule demo_external)."""
 from pathlib import Path
 
-from alpha import io, sharegpt
+from alpha.core import io
+from alpha.tasks import sharegpt
 
 smk = snakemake  # noqa: F821  (injected by Snakemake)
 io.setup_logging(smk.log[0])

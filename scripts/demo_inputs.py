@@ -3,8 +3,8 @@ import json
 import logging
 from pathlib import Path
 
-from alpha import io
-from alpha.demo import write_demo_ads
+from alpha.core import io
+from alpha.demo.ads import write_demo_ads
 
 smk = snakemake  # noqa: F821  (injected by Snakemake)
 io.setup_logging(smk.log[0])
@@ -15,4 +15,4 @@ summary = write_demo_ads(
     n_pages=int(smk.params.n_pages),
     census_dir=Path(smk.input.census_state).parent,
 )
-logging.getLogger("alpha.demo").info("demo dumps written: %s", json.dumps(summary, sort_keys=True))
+logging.getLogger("alpha.demo.ads").info("demo dumps written: %s", json.dumps(summary, sort_keys=True))

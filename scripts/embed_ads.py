@@ -5,7 +5,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import torch
 
-from alpha import embeddings, io
+from alpha.core import io
+from alpha.pairs import embeddings
 
 smk = snakemake  # noqa: F821  (injected by Snakemake)
 io.setup_logging(smk.log[0])
@@ -16,4 +17,4 @@ model = embeddings.load_model()
 bf16 = embeddings.choose_precision(model, texts[:256], allow_bf16=bool(smk.params.allow_bf16))
 vectors = embeddings.encode(model, texts, batch_size=int(smk.params.batch_size), bf16=bf16)
 embeddings.save(Path(smk.output.emb).with_suffix(""), table.column("ad_id").to_pylist(), vectors)
-logging.getLogger("alpha.embeddings").info("%d ads embedded (%s)", len(texts), "bf16" if bf16 else "float32")
+logging.getLogger("alpha.pairs.embeddings").info("%d ads embedded (%s)", len(texts), "bf16" if bf16 else "float32")

@@ -3,7 +3,8 @@ from pathlib import Path
 
 import torch
 
-from alpha import embeddings, io, keywords
+from alpha.core import io
+from alpha.tasks import keywords
 
 smk = snakemake  # noqa: F821  (injected by Snakemake)
 io.setup_logging(smk.log[0])

@@ -1,8 +1,9 @@
 """Snakemake entry: parse and clean one Ad Library dump (rule ingest_dump)."""
 from pathlib import Path
 
-from alpha import ingest, io
-from alpha.ads import CleaningOptions
+from alpha.ads import ingest
+from alpha.ads.cleaning import CleaningOptions
+from alpha.core import io
 
 smk = snakemake  # noqa: F821  (injected by Snakemake)
 log = io.setup_logging(smk.log[0])

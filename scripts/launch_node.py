@@ -7,7 +7,7 @@ Without Slurm it runs torchrun --standalone on this machine. `--dry-run` prints 
 """
 import sys
 
-from alpha import launch
+from alpha.train import launch
 
 if __name__ == "__main__":
     sys.exit(launch.main())

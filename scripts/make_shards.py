@@ -1,7 +1,8 @@
 """Snakemake entry: one training shard set (rule make_shards)."""
 from pathlib import Path
 
-from alpha import io, shards
+from alpha.core import io
+from alpha.tasks import shards
 
 smk = snakemake  # noqa: F821  (injected by Snakemake)
 io.setup_logging(smk.log[0])

@@ -1,5 +1,6 @@
 """Snakemake entry: one result table as CSV and its JSON sidecar (rules table1, table2, ablation_table, grounded_table)."""
-from alpha import io, tables
+from alpha.core import io
+from alpha.eval import tables
 
 smk = snakemake  # noqa: F821  (injected by Snakemake)
 io.setup_logging(smk.log[0])

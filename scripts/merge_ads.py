@@ -1,7 +1,8 @@
 """Snakemake entry: merge per-dump tables, drop duplicates, write the ingest report (rule merge_ads)."""
 from pathlib import Path
 
-from alpha import ingest, io
+from alpha.ads import ingest
+from alpha.core import io
 
 smk = snakemake  # noqa: F821  (injected by Snakemake)
 io.setup_logging(smk.log[0])

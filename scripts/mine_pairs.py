@@ -1,12 +1,13 @@
 """Snakemake entry: score every within-page pair of one shard of pages (rule mine_pairs)."""
 from pathlib import Path
 
-from alpha import io, pairs
+from alpha.core import io
+from alpha.pairs import mining
 
 smk = snakemake  # noqa: F821  (injected by Snakemake)
 io.setup_logging(smk.log[0])
-rule = pairs.PairRule(low=smk.params.low, high=smk.params.high, min_distance=smk.params.min_distance, unit=smk.params.unit)
-report = pairs.mine_shard(
+rule = mining.PairRule(low=smk.params.low, high=smk.params.high, min_distance=smk.params.min_distance, unit=smk.params.unit)
+report = mining.mine_shard(
     smk.input.ads,
     Path(smk.input.emb).with_suffix(""),
     shard=int(smk.wildcards.shard),

@@ -1,5 +1,6 @@
 """Snakemake entry: census-normalise every ad's delivery, streaming (rule normalise_census)."""
-from alpha import census, io
+from alpha.ads import census
+from alpha.core import io
 
 smk = snakemake  # noqa: F821  (injected by Snakemake)
 io.setup_logging(smk.log[0])

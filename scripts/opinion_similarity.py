@@ -1,7 +1,8 @@
 """Snakemake entry: opinion similarity between census regions and age x gender groups from raw Pew ATP waves (rule opinion_similarity)."""
 from pathlib import Path
 
-from alpha import correlation, io
+from alpha.core import io
+from alpha.correlation import analysis
 
 smk = snakemake  # noqa: F821  (injected by Snakemake)
 io.setup_logging(smk.log[0])
@@ -9,7 +10,7 @@ folder = Path(smk.params.waves)
 waves = sorted(str(p) for p in folder.iterdir() if p.suffix.lower() in (".sav", ".zsav"))
 if not waves:
     raise FileNotFoundError(f"correlation.atp_waves: no .sav files in {folder}")
-matrices = correlation.opinion_matrices(waves)
+matrices = analysis.opinion_matrices(waves)
 matrices["regions"].to_csv(smk.output.regions, float_format="%.6f")
 matrices["age_gender"].to_csv(smk.output.age_gender, float_format="%.6f")
 io.write_json(smk.output.questions, {"waves": [Path(w).name for w in waves],

@@ -1,8 +1,9 @@
 """Snakemake entry: TC and TS samples from one shard of mined pairs (rule pair_tasks)."""
-from alpha import io, tasks
+from alpha.core import io
+from alpha.tasks import builders
 
 smk = snakemake  # noqa: F821  (injected by Snakemake)
 io.setup_logging(smk.log[0])
-rules = tasks.PairTaskRules(region_min_rank_diff=int(smk.params.region_min_rank_diff), min_distance=int(smk.params.min_distance))
-report = tasks.build_pair_tasks(smk.input.pairs, smk.input.ads, smk.input.segments, smk.input.splits, smk.output.samples, rules)
+rules = builders.PairTaskRules(region_min_rank_diff=int(smk.params.region_min_rank_diff), min_distance=int(smk.params.min_distance))
+report = builders.build_pair_tasks(smk.input.pairs, smk.input.ads, smk.input.segments, smk.input.splits, smk.output.samples, rules)
 io.write_json(smk.output.report, report)

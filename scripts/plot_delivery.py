@@ -1,5 +1,6 @@
 """Snakemake entry: the paper's Figure-2 view (raw vs census-normalised delivery) for chosen ads (rule delivery_figures)."""
-from alpha import census, figures, io
+from alpha.ads import census, figures
+from alpha.core import io
 
 smk = snakemake  # noqa: F821  (injected by Snakemake)
 io.setup_logging(smk.log[0])

@@ -1,5 +1,6 @@
 """Snakemake entry: Table 1 as a heatmap, models x columns (rule plot_table1)."""
-from alpha import figures, io
+from alpha.core import io
+from alpha.eval import figures
 
 smk = snakemake  # noqa: F821  (injected by Snakemake)
 io.setup_logging(smk.log[0])

@@ -1,5 +1,6 @@
 """Snakemake entry: assign every ad to train or a held-out test set (rule split_ads)."""
-from alpha import io, splits
+from alpha.core import io
+from alpha.tasks import splits
 
 smk = snakemake  # noqa: F821  (injected by Snakemake)
 io.setup_logging(smk.log[0])

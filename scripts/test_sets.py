@@ -1,10 +1,11 @@
 """Snakemake entry: the held-out test sets, TAP class-balanced (rule test_sets)."""
-from alpha import io, tasks
-from alpha.samples import TEST_SPLITS
+from alpha.core import io
+from alpha.tasks import builders
+from alpha.tasks.samples import TEST_SPLITS
 
 smk = snakemake  # noqa: F821  (injected by Snakemake)
 io.setup_logging(smk.log[0])
-report = tasks.build_test_sets(
+report = builders.build_test_sets(
     list(smk.input.samples),
     {split: smk.output[split] for split in TEST_SPLITS},
     seed=int(smk.params.seed),

@@ -10,21 +10,18 @@ A rerun with the same checkpoint folder resumes from its latest checkpoint.
 import argparse
 import logging
 import os
-import sys
-from pathlib import Path
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from alpha import train  # noqa: E402
-from alpha.io import setup_logging  # noqa: E402
+from alpha.core.io import setup_logging
+from alpha.train import finetune
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--recipe", required=True)
     ap.add_argument("--base", required=True, help="base model: a local folder or a hub id the cluster can resolve")
-    ap.add_argument("--chat-template", default=None, help="a template name of alpha.chat.TEMPLATES; default: the tokenizer's own")
+    ap.add_argument("--chat-template", default=None, help="a template name of alpha.core.chat.TEMPLATES; default: the tokenizer's own")
     ap.add_argument("--shards", required=True, help="shard set folder (with manifest.json)")
     ap.add_argument("--output", required=True)
     ap.add_argument("--checkpoints", required=True)
@@ -39,9 +36,9 @@ def main() -> None:
         overrides[key] = yaml.safe_load(value)
     setup_logging(None, logging.INFO if os.environ.get("RANK", "0") == "0" else logging.WARNING)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    train.run(recipe_path=args.recipe, base_model=args.base, chat_template=args.chat_template, shards=args.shards,
-              output=args.output, checkpoints=args.checkpoints, metrics=args.metrics, overrides=overrides)
-    train.shutdown()
+    finetune.run(recipe_path=args.recipe, base_model=args.base, chat_template=args.chat_template, shards=args.shards,
+                 output=args.output, checkpoints=args.checkpoints, metrics=args.metrics, overrides=overrides)
+    finetune.shutdown()
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Snakemake entry: results/train_tasks.csv, one row per model x test split x task (rule train_tasks_table)."""
 import csv
 
-from alpha import io
+from alpha.core import io
 
 COLUMNS = ["model", "split", "task", "n", "perplexity", "bleu", "rouge_l", "bertscore_f1", "tap_accuracy",
            "tap_accuracy_ranked", "tap_majority_baseline", "tap_unparsed"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-from alpha import embeddings  # noqa: E402
+from alpha.pairs import embeddings  # noqa: E402
 
 
 def main() -> None:

@@ -63,8 +63,8 @@ CHILD = """
 import sys, time, json, resource
 from pathlib import Path
 sys.path.insert(0, {scripts!r})
-from alpha import ingest
-from alpha.ads import CleaningOptions
+from alpha.ads import ingest
+from alpha.ads.cleaning import CleaningOptions
 spec = ingest.DumpSpec("bench", Path({dump!r}))
 t = time.perf_counter()
 rep = ingest.ingest_dump(spec, Path({out!r}), Path({quar!r}), CleaningOptions())

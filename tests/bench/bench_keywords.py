@@ -1,4 +1,4 @@
-"""KeyBERT keyword throughput (docs/s) of alpha.keywords.extract_keywords, by batch size, with and
+"""KeyBERT keyword throughput (docs/s) of alpha.tasks.keywords.extract_keywords, by batch size, with and
 without the word-embedding cache, on synthetic ad-like texts; peak RSS at the end.
 
     python tests/bench/bench_keywords.py [--n 5000 --batch-docs 500 2000 5000 --threads 2]
@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-from alpha import embeddings, keywords  # noqa: E402
+from alpha.pairs import embeddings  # noqa: E402
+from alpha.tasks import keywords
 
 
 def ad_words(model, n_words: int, rng) -> list[str]:

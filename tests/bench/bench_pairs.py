@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-from alpha import pairs  # noqa: E402
-from alpha.pairs import PairRule  # noqa: E402
+from alpha.pairs import mining as pairs  # noqa: E402
+from alpha.pairs.mining import PairRule  # noqa: E402
 
 
 def synthetic(n_ads: int, largest: int, seed: int = 0):

@@ -1,4 +1,4 @@
-"""Option scoring throughput (questions/s): ``alpha.scoring`` (one forward pass per prompt, last-position logits
+"""Option scoring throughput (questions/s): ``alpha.eval.scoring`` (one forward pass per prompt, last-position logits
 only) vs lm-evaluation-harness-style scoring (one forward pass per option: prompt + label through the model,
 full logits, log-softmax, the label's log-prob), on the same small Llama and the same prompts.
 
@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-from alpha import scoring  # noqa: E402
-from alpha.tiny_model import train_tokenizer  # noqa: E402
+from alpha.eval import scoring  # noqa: E402
+from alpha.demo.tiny_model import train_tokenizer  # noqa: E402
 
 
 def make_words(rng: random.Random, n: int) -> list[str]:
@@ -151,7 +151,7 @@ def main() -> None:
         worst, pairs = check_agreement(engine, reference)
         notes.append(f"batch {bs}: max |Δprob| {worst:.1e}, {pairs} option pairs ranked identically")
         print(f"| per option (harness) | {bs} | {rows} | {t_ref:.2f} | {len(items) / t_ref:,.1f} | 1.0× |")
-        print(f"| alpha.scoring | {bs} | {len(items)} | {t_engine:.2f} | {len(items) / t_engine:,.1f} | {t_ref / t_engine:.1f}× |")
+        print(f"| alpha.eval.scoring | {bs} | {len(items)} | {t_engine:.2f} | {len(items) / t_engine:,.1f} | {t_ref / t_engine:.1f}× |")
         sys.stdout.flush()
     print(f"\nbest of {args.repeats} interleaved runs; " + "; ".join(notes) + f" (target speed-up ≥ {n_options:.1f}×, the options per question)")
 

@@ -19,7 +19,7 @@ and at exit writes those and the rank's peak RSS (``getrusage(RUSAGE_SELF).ru_ma
   save. One run, no differencing of two runs, so no run-to-run noise enters twice.
 * start-up s: launcher start (parent's clock before spawning) to rank 0's first ``on_step_begin``:
   interpreter + imports, rendezvous, model load, DeepSpeed engine set-up, first batch.
-* train.py tok/s: the figure alpha.train logs itself, over all of ``trainer.train()``: warm-up steps and the
+* train.py tok/s: the figure alpha.train.finetune logs itself, over all of ``trainer.train()``: warm-up steps and the
   DeepSpeed engine set-up (done inside ``train()``) included, so it reads low: a cross-check only.
 * peak RSS: per rank, the largest over the repeats (includes the final save; ZeRO-3 gathers weights there).
 * Configurations alternate (z2, z3, z2, z3, ...) so slow drift on a shared machine hits both alike;
@@ -71,6 +71,7 @@ def worker(train_argv: list[str]) -> None:
 
     hf_trainer.DEFAULT_CALLBACKS.append(Clock())
     sys.argv = [str(TRAIN), *train_argv]
+    sys.path.insert(0, str(TRAIN.parent))  # what `python scripts/train.py` does; run_path does not
     runpy.run_path(str(TRAIN), run_name="__main__")
     record["max_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     Path(os.environ["BENCH_CLOCK"].format(rank=os.environ.get("RANK", "0"))).write_text(json.dumps(record))

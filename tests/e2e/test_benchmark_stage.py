@@ -9,8 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from alpha import evaluation as ev
-from alpha.tables import TABLE1_COLUMNS
+from alpha.eval import items as prepared_items
+from alpha.eval.tables import TABLE1_COLUMNS
 from workflow_helpers import jobs_in_dry_run, snakemake
 
 pytestmark = pytest.mark.e2e
@@ -60,7 +60,7 @@ def test_per_item_probabilities_sit_next_to_each_metric_file(demo_run):
 
 
 def test_culturebank_cells_match_an_independent_count_from_the_per_item_files(demo_run):
-    items = {i["item_id"]: i for i in ev.read_items(demo_run / "results/eval_items/culturebank.parquet")}
+    items = {i["item_id"]: i for i in prepared_items.read_items(demo_run / "results/eval_items/culturebank.parquet")}
     rows = {r["Model"]: r for r in _csv(demo_run / "results/table1.csv")}
     for model, entry in _config(demo_run)["models"].items():
         scores = pq.read_table(demo_run / f"results/eval/{model}/culturebank.parquet").to_pylist()
@@ -72,7 +72,7 @@ def test_culturebank_cells_match_an_independent_count_from_the_per_item_files(de
 
 def test_table2_uses_only_the_waves_fielded_march_to_august_2023(demo_run):
     report = json.loads((demo_run / "results/eval_items/opinionqa_xl.report.json").read_text())
-    items = ev.read_items(demo_run / "results/eval_items/opinionqa_xl.parquet")
+    items = prepared_items.read_items(demo_run / "results/eval_items/opinionqa_xl.parquet")
     in_window = {i["survey"] for i in items if i["table2"]}
     assert in_window == {"W126"} and {i["survey"] for i in items} == {"W123", "W126", "W132"}
     assert report["loader_report"]["surveys"]["W126"]["field_dates"] == ["2023-05-01", "2023-05-07"]

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from alpha import correlation as corr
+from alpha.correlation import analysis as corr
 from workflow_helpers import jobs_in_dry_run
 
 pytestmark = pytest.mark.e2e

@@ -8,9 +8,9 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from alpha.prompts import parse_tap
-from alpha.samples import SAMPLE_SCHEMA, TASKS, TEST_SPLITS, TRAIN
-from alpha.shards import verify_manifest
+from alpha.tasks.prompts import parse_tap
+from alpha.tasks.samples import SAMPLE_SCHEMA, TASKS, TEST_SPLITS, TRAIN
+from alpha.tasks.shards import verify_manifest
 from workflow_helpers import snakemake
 
 

@@ -71,8 +71,8 @@ def test_collector_quirks_survive_ingestion(demo_run):
 
 
 def test_library_report_download_is_refused(demo_run):
-    from alpha import ingest
-    from alpha.ads import CleaningOptions
+    from alpha.ads import ingest
+    from alpha.ads.cleaning import CleaningOptions
 
     path = demo_run / "results/demo/ads/ads_library_report.csv"
     with pytest.raises(ingest.IngestError, match="Ad Library Report download"):

@@ -27,8 +27,8 @@ from typing import Any, Callable
 
 import orjson
 
-from alpha import ads
-from alpha.ingest import DumpSpec
+from alpha.ads import cleaning as ads
+from alpha.ads.ingest import DumpSpec
 
 SECRET = "FzSecret7Qx2Tk"  # the access_token value; no output may ever contain it
 TOKEN_KEYS = ("access_token", "ACCESS_TOKEN", "Access_Token")

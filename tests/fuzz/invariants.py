@@ -26,8 +26,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from alpha import ads, ingest, io
-from alpha.ads import CleaningOptions
+from alpha.ads import cleaning as ads
+from alpha.ads import ingest
+from alpha.core import io
+from alpha.ads.cleaning import CleaningOptions
 
 from fuzz.ad_records import SECRET, Corpus, Written, write_corpus
 

@@ -62,7 +62,7 @@ def config_reference() -> str:
 
 def census_treatment() -> str:
     sys.path.insert(0, str(ROOT / "scripts"))
-    from alpha.census import TREATMENT_MD
+    from alpha.ads.census import TREATMENT_MD
 
     return TREATMENT_MD.strip()
 

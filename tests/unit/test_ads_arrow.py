@@ -5,8 +5,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from alpha import ingest
-from alpha.ads import CleaningOptions
+from alpha.ads import ingest
+from alpha.ads.cleaning import CleaningOptions
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "ads"
 URL = "https://www.facebook.com/ads/archive/render_ad/?id={id}&access_token=TESTTOKEN"

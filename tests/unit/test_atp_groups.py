@@ -1,24 +1,17 @@
-"""Pew ATP demographic groups (alpha.benchmarks.atp): OpinionQA's group rules on hand-written respondents.
+"""Pew ATP demographic groups (alpha.eval.loaders.atp): OpinionQA's group rules on hand-written respondents.
 
 Each test writes a few respondents as a DataFrame of codes and a stand-in for pyreadstat's ``meta``
 (value labels per column), then reads back which group each respondent was put in."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
+import pyreadstat
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT / "scripts") not in sys.path:
-    sys.path.insert(0, str(ROOT / "scripts"))
-
-import pyreadstat  # noqa: E402
-
-from alpha.benchmarks import atp, get_loader  # noqa: E402
+from alpha.eval.loaders import atp, get_loader
 
 NAN = np.nan
 RACECMB = {1.0: "White", 2.0: "Black or African-American", 3.0: "Asian or Asian-American", 4.0: "Mixed Race",

@@ -1,22 +1,17 @@
-"""alpha.benchmarks: loaders, prompts and demo files for GlobalOpinionQA, CultureBank and CultureNLI
+"""alpha.eval.loaders: loaders, prompts and demo files for GlobalOpinionQA, CultureBank and CultureNLI
 (as the loaders' docstrings describe them). Fixtures are written here, by hand, in the released layouts."""
 from __future__ import annotations
 
 import csv
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT / "scripts") not in sys.path:  # pyproject's pythonpath does this too; keep the test standalone
-    sys.path.insert(0, str(ROOT / "scripts"))
-
-from alpha.benchmarks import UnknownLoaderError, get_loader, loader_names, register_loader  # noqa: E402
-from alpha.benchmarks import culturebank as cb  # noqa: E402
-from alpha.benchmarks import globalopinionqa as goqa  # noqa: E402
-from alpha.benchmarks.culturenli import majority_label  # noqa: E402
-from alpha.benchmarks.demo import write_demo_benchmarks  # noqa: E402
+from alpha.demo.benchmarks import write_demo_benchmarks
+from alpha.eval.loaders import UnknownLoaderError, get_loader, loader_names, register_loader
+from alpha.eval.loaders import culturebank as cb
+from alpha.eval.loaders import globalopinionqa as goqa
+from alpha.eval.loaders.culturenli import majority_label
 
 # ------------------------------------------------------------------------------------- registry
 
@@ -361,7 +356,7 @@ def test_culturenli_keeps_rows_with_empty_text_as_the_reference_does(tmp_path):
     #   t=.9: pred 1 0 0 0 0 -> F1(E) = 2/(2+0+2) = 1/2, F1(rest) = 4/(4+2+0) = 2/3 -> 7/12
     #   t=1.: pred 0 0 0 0 0 -> F1(E) = 0, F1(rest) = 4/(4+3) = 4/7                 -> 2/7
     # (dropping rows 1 and 2, as before, would score 2/3 at t=.8 on the three rows left)
-    from alpha import metrics
+    from alpha.eval import metrics
 
     frame = result.frame().assign(p_entail=[0.95, 0.85, 0.65, 0.75, 0.55])
     r = metrics.get_metric("culturenli_macro_f1")(frame[["premise", "hypothesis", "ratings", "p_entail"]])

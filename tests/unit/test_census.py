@@ -9,19 +9,15 @@ Toy census (``toy``), with Puerto Rico:
 import hashlib
 import math
 import re
-import sys
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from alpha.ads import census as C
+
 ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT / "scripts") not in sys.path:  # pyproject sets pythonpath; this keeps bare runs working
-    sys.path.insert(0, str(ROOT / "scripts"))
-
-from alpha import census as C  # noqa: E402
-
 CENSUS_DIR = ROOT / "config" / "census"
 AGES = ("18-24", "25-34", "35-44", "45-54", "55-64", "65+")
 ADS_SCHEMA = pa.schema(

@@ -1,4 +1,4 @@
-"""Chat templates and assistant-only label masks (alpha.chat) on a tiny byte-level BPE tokenizer:
+"""Chat templates and assistant-only label masks (alpha.core.chat) on a tiny byte-level BPE tokenizer:
 hand-written expected renderings of the Llama-2-chat, Llama-3-Instruct and Vicuna v1.1 formats, exact
 token/label sequences, prompt ids, template lookup errors and the prefix-consistency check."""
 import copy
@@ -6,9 +6,9 @@ import types
 
 import pytest
 
-from alpha import chat
-from alpha.chat import IGNORE_INDEX
-from alpha.tiny_model import train_tokenizer
+from alpha.core import chat
+from alpha.core.chat import IGNORE_INDEX
+from alpha.demo.tiny_model import train_tokenizer
 
 CORPUS = [
     "Be brief. What is the capital of France? Paris is the capital of France.",

@@ -19,6 +19,8 @@ DEMO_ONLY_RULES = {"demo_inputs", "demo_external", "demo_benchmarks", "build_tin
                    "ablation_table", "culturebank_grounded", "grounded_table"}
 
 
+pytestmark = pytest.mark.workflow  # starts Snakemake: not part of make test-fast
+
 class Resources(dict):
     __getattr__ = dict.__getitem__
 

@@ -1,4 +1,4 @@
-"""alpha.correlation (paper §3.2): rank matrices, Spearman similarity, aggregation to census regions
+"""alpha.correlation.analysis (paper §3.2): rank matrices, Spearman similarity, aggregation to census regions
 and Pew age x gender groups, opinion similarity, correlation with a bootstrap CI. Hand-computed values."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alpha import correlation as corr
+from alpha.correlation import analysis as corr
 
 
 def test_rank_matrix_ranks_within_each_ad_and_leaves_unreported_segments_empty():
@@ -85,8 +85,8 @@ def test_correlation_with_bootstrap_ci_and_a_collapse_when_labels_are_shuffled()
 
 
 def test_survey_questions_give_weighted_distributions_per_region_and_age_gender_group(tmp_path):
-    from alpha.benchmarks.atp import XL_ATTRIBUTES, assign_groups, build_wave, read_wave
-    from alpha.benchmarks.demo_surveys import write_demo_atp
+    from alpha.eval.loaders.atp import XL_ATTRIBUTES, assign_groups, build_wave, read_wave
+    from alpha.demo.surveys import write_demo_atp
 
     write_demo_atp(tmp_path, seed=3)
     files = sorted(str(p) for p in tmp_path.glob("*.sav"))
@@ -103,7 +103,7 @@ def test_survey_questions_give_weighted_distributions_per_region_and_age_gender_
     masks, *_ = assign_groups(df, meta, {k: XL_ATTRIBUTES[k] for k in ("AGE", "GENDER")})
     both = masks["AGE=30-49"] & masks["GENDER=Female"]
     assert build.groups["AGE=30-49&GENDER=Female"] == int(both.sum()) > 0
-    from alpha.metrics import human_distribution
+    from alpha.eval.distributions import human_distribution
 
     answers = df[q["key"]].to_numpy(dtype=float)
     weights = df[[c for c in df.columns if c.startswith("WEIGHT_W")][0]].to_numpy(dtype=float)
@@ -111,14 +111,3 @@ def test_survey_questions_give_weighted_distributions_per_region_and_age_gender_
     assert q["human"]["AGE=30-49&GENDER=Female"].probs == pytest.approx(expected)
     with pytest.raises(ValueError, match="kind"):
         corr.survey_questions(files, "state")
-
-
-def test_planted_lean_covers_the_demo_survey_groups_and_follows_the_ad_topics():
-    from alpha.benchmarks.demo_surveys import LEAN_GROUPS
-
-    lean = corr.planted_lean()
-    assert set(lean) == set(LEAN_GROUPS) and lean == corr.planted_lean()
-    assert max(abs(v) for v in lean.values()) == pytest.approx(0.8) and all(-1 <= v <= 1 for v in lean.values())
-    # the demo topics target ages far more than genders: same-age groups lean alike, the old and the young apart
-    assert abs(lean["Male 65+"] - lean["Female 65+"]) < 0.1
-    assert abs(lean["Male 65+"] - lean["Male 18-29"]) > 1.0

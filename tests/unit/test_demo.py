@@ -1,5 +1,6 @@
-"""alpha.demo: the embedded demo's synthetic Ad Library dumps — deterministic, in the real layouts of
-README's ingestion section, with every quirk present and the planted audience signal visible."""
+"""alpha.demo.ads: the embedded demo's synthetic Ad Library dumps — deterministic, in the real layouts of
+README's ingestion section, with every quirk present and the planted audience signal visible; the survey
+lean planted from it (alpha.demo.lean)."""
 from __future__ import annotations
 
 import ast
@@ -8,7 +9,6 @@ import io
 import itertools
 import json
 import re
-import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -16,12 +16,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from alpha.demo.ads import write_demo_ads
+from alpha.demo.lean import planted_lean
+from alpha.demo.surveys import LEAN_GROUPS
+
 ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT / "scripts") not in sys.path:  # pyproject's pythonpath does this too; keep the test standalone
-    sys.path.insert(0, str(ROOT / "scripts"))
-
-from alpha.demo import write_demo_ads  # noqa: E402
-
 CENSUS = ROOT / "config" / "census"
 FILES = ["ads_current.jsonl", "ads_legacy.jsonl", "ads_page.json", "ads_export.csv", "ads_export_demos.csv",
          "ads_export_regions.csv", "ads_single.json", "ads_wide.csv", "ads_library_report.csv", "media_verbalisation.jsonl",
@@ -410,8 +409,8 @@ def test_export_dates_and_rounded_page_ids(parsed):
 
 
 def _ingest(tmp_path, name, **spec):
-    from alpha import ingest
-    from alpha.ads import CleaningOptions
+    from alpha.ads import ingest
+    from alpha.ads.cleaning import CleaningOptions
 
     out = tmp_path / name
     report = ingest.ingest_dump(ingest.DumpSpec(name, spec.pop("path"), **spec), out.with_suffix(".parquet"),
@@ -444,8 +443,17 @@ def test_single_object_and_wide_dumps_read_back(demo, parsed, tmp_path):
 
 
 def test_library_report_is_refused(demo, tmp_path):
-    from alpha import ingest
+    from alpha.ads import ingest
 
     out, _ = demo
     with pytest.raises(ingest.IngestError, match="Ad Library Report download .advertiser spend totals"):
         _ingest(tmp_path, "report", path=out / "ads_library_report.csv")
+
+
+def test_planted_lean_covers_the_demo_survey_groups_and_follows_the_ad_topics():
+    lean = planted_lean()
+    assert set(lean) == set(LEAN_GROUPS) and lean == planted_lean()
+    assert max(abs(v) for v in lean.values()) == pytest.approx(0.8) and all(-1 <= v <= 1 for v in lean.values())
+    # the demo topics target ages far more than genders: same-age groups lean alike, the old and the young apart
+    assert abs(lean["Male 65+"] - lean["Female 65+"]) < 0.1
+    assert abs(lean["Male 65+"] - lean["Male 18-29"]) > 1.0

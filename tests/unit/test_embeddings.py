@@ -3,7 +3,7 @@ where it agrees with float32; the cache round-trips."""
 import numpy as np
 import pytest
 
-from alpha import embeddings
+from alpha.pairs import embeddings
 
 TEXTS = [
     "Retire in the sun. Tour our model homes this weekend.",

@@ -1,4 +1,4 @@
-"""alpha.evaluation and alpha.tables: task specs, prepared items, the metric frame, tables.
+"""alpha.eval (task_spec, items, prepare, results, tables): task specs, prepared items, the metric frame, tables.
 
 Scores are written by hand (log-probabilities chosen so the renormalised probabilities are round
 numbers), and every expected value is computed by hand in the comments."""
@@ -13,58 +13,63 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alpha import evaluation as ev
-from alpha import tables
-from alpha.benchmarks.atp import TABLE2_WINDOW
-from alpha.scoring import ScoredItem, write_results
+from alpha.core import io
+from alpha.eval import items as prepared_items
+from alpha.eval import prepare
+from alpha.workflow import registry
+from alpha.eval import results as metric_results
+from alpha.eval import task_spec
+from alpha.eval import tables
+from alpha.eval.loaders.atp import TABLE2_WINDOW
+from alpha.eval.scoring import ScoredItem, write_results
 
 # ------------------------------------------------------------------------------------------- task specs
 
 
 def test_every_task_spec_loads_and_names_registered_metrics():
-    names = ev.task_names()
+    names = task_spec.task_names()
     six = ("opinionqa", "opinionqa_xl", "globalopinionqa", "culturebank", "culturenli", "gss")
     assert set(six) | {"opinionqa_raw"} == set(names)
     for name in names:
-        assert ev.check_benchmark(name, ev.load_task(name), "reference") == [], name
+        assert registry.check_benchmark(name, task_spec.load_task(name), "reference") == [], name
     # the six benchmarks fill exactly Table 1's twelve columns (and Table 2's one), each once
-    columns = [c for name in six for c in ev.load_task(name).table_columns]
+    columns = [c for name in six for c in task_spec.load_task(name).table_columns]
     assert sorted(columns) == sorted([*tables.TABLE1_COLUMNS, tables.TABLE2_VALUE])
     # OpinionQA from raw ATP waves is the alternative source of the same two columns
-    assert ev.load_task("opinionqa_raw").table_columns == ev.load_task("opinionqa").table_columns
+    assert task_spec.load_task("opinionqa_raw").table_columns == task_spec.load_task("opinionqa").table_columns
 
 
 def test_compat_variant_exists_where_the_spec_defines_one_and_is_refused_elsewhere():
-    assert ev.check_benchmark("goqa", ev.load_task("globalopinionqa"), "compat") == []
-    assert ev.check_benchmark("oqa", ev.load_task("opinionqa"), "compat") == []
-    problems = ev.check_benchmark("gss", ev.load_task("gss"), "compat")
+    assert registry.check_benchmark("goqa", task_spec.load_task("globalopinionqa"), "compat") == []
+    assert registry.check_benchmark("oqa", task_spec.load_task("opinionqa"), "compat") == []
+    problems = registry.check_benchmark("gss", task_spec.load_task("gss"), "compat")
     assert len(problems) == 1 and "temporal_steerability" in problems[0] and "GSS Steerability" in problems[0]
-    assert "not one of" in ev.check_benchmark("x", ev.load_task("gss"), "textbook")[0]
+    assert "not one of" in registry.check_benchmark("x", task_spec.load_task("gss"), "textbook")[0]
 
 
 def test_malformed_task_specs_fail_with_the_file_named(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("loader: culturenli\nmetrics:\n  - {column: X, metrc: culturenli_macro_f1}\n")
-    with pytest.raises(ev.TaskSpecError, match=r"bad\.yaml: metrics\[0\] needs column and metric"):
-        ev.load_task("bad", bad)
+    with pytest.raises(task_spec.TaskSpecError, match=r"bad\.yaml: metrics\[0\] needs column and metric"):
+        task_spec.load_task("bad", bad)
     bad.write_text("loader: culturenli\nprompt: x\nmetrics: [{column: X, metric: m}]\n")
-    with pytest.raises(ev.TaskSpecError, match=r"unknown keys \['prompt'\]"):
-        ev.load_task("bad", bad)
-    with pytest.raises(ev.TaskSpecError, match="known tasks: .*culturenli"):
-        ev.load_task("no_such_task")
-    task = ev.TaskSpec(name="t", loader="nope", metrics=(ev.MetricSpec("X", "no_metric"),))
-    problems = ev.check_benchmark("t", task, "reference")
+    with pytest.raises(task_spec.TaskSpecError, match=r"unknown keys \['prompt'\]"):
+        task_spec.load_task("bad", bad)
+    with pytest.raises(task_spec.TaskSpecError, match="known tasks: .*culturenli"):
+        task_spec.load_task("no_such_task")
+    task = task_spec.TaskSpec(name="t", loader="nope", metrics=(task_spec.MetricSpec("X", "no_metric"),))
+    problems = registry.check_benchmark("t", task, "reference")
     assert any("unknown benchmark loader 'nope'" in p for p in problems)
     assert any("unknown metric 'no_metric'" in p for p in problems)
 
 
 def test_table2_window_is_the_atp_loaders():
     assert TABLE2_WINDOW == ("2023-03-01", "2023-08-31")
-    assert ev.in_table2_window("2023-03-01", "2023-08-31")
-    assert ev.in_table2_window("2023-05-01", "2023-05-07")
-    assert not ev.in_table2_window("2023-02-21", "2023-03-05")  # straddles March
-    assert not ev.in_table2_window("2023-08-30", "2023-09-02")
-    assert not ev.in_table2_window(None, None)
+    assert prepare.in_table2_window("2023-03-01", "2023-08-31")
+    assert prepare.in_table2_window("2023-05-01", "2023-05-07")
+    assert not prepare.in_table2_window("2023-02-21", "2023-03-05")  # straddles March
+    assert not prepare.in_table2_window("2023-08-30", "2023-09-02")
+    assert not prepare.in_table2_window(None, None)
 
 
 # ------------------------------------------------------------------------------------------- prepare
@@ -87,7 +92,7 @@ NLI_ROWS = [
 def prepare_nli(tmp_path: Path) -> Path:
     data = write_nli(tmp_path / "culturenli/data.tsv", NLI_ROWS + [("P3", "H3", "broken", ["E"])])
     out = tmp_path / "prep"
-    report = ev.prepare(ev.load_task("culturenli"), data, None, None, out / "items.parquet", out / "q.jsonl",
+    report = prepare.prepare(task_spec.load_task("culturenli"), data, None, None, out / "items.parquet", out / "q.jsonl",
                         out / "report.json", benchmark="culturenli")
     assert report["items"] == 4 and report["questions"] == 4  # 2 pairs x 2 cultures; the bad row quarantined
     assert sum(report["quarantined"].values()) == 1
@@ -96,10 +101,10 @@ def prepare_nli(tmp_path: Path) -> Path:
 
 
 def test_prepare_round_trips_items_with_nan(tmp_path):
-    items = ev.read_items(prepare_nli(tmp_path))
+    items = prepared_items.read_items(prepare_nli(tmp_path))
     assert [i["culture"] for i in items] == ["US", "US", "IN", "IN"]
     assert items[0]["labels"] == ["E", "N", "C"]
-    text = ev.item_json({"item_id": "x", "p": [float("nan"), np.float64(0.5)], "a": np.array([1, 2])})
+    text = prepared_items.item_json({"item_id": "x", "p": [float("nan"), np.float64(0.5)], "a": np.array([1, 2])})
     back = json.loads(text)
     assert math.isnan(back["p"][0]) and back["p"][1] == 0.5 and back["a"] == [1, 2]
 
@@ -107,20 +112,20 @@ def test_prepare_round_trips_items_with_nan(tmp_path):
 def test_prepare_with_no_items_names_the_path(tmp_path):
     data = write_nli(tmp_path / "empty/data.tsv", [])
     with pytest.raises(ValueError, match=r"found no items in .*empty/data\.tsv"):
-        ev.prepare(ev.load_task("culturenli"), data, None, None, tmp_path / "i.parquet", tmp_path / "q.jsonl",
+        prepare.prepare(task_spec.load_task("culturenli"), data, None, None, tmp_path / "i.parquet", tmp_path / "q.jsonl",
                    tmp_path / "r.json")
 
 
 def test_loader_options_are_checked_and_variants_passed_only_where_prompts_differ(tmp_path):
     with pytest.raises(TypeError, match="takes no option"):
-        ev.loader_options(ev.load_task("culturenli"), {"waves": [1]}, None)
-    assert ev.loader_options(ev.load_task("opinionqa"), None, "compat")["variants"] == ["compat"]
-    assert "variants" not in ev.loader_options(ev.load_task("gss"), None, "reference")
+        prepare.loader_options(task_spec.load_task("culturenli"), {"waves": [1]}, None)
+    assert prepare.loader_options(task_spec.load_task("opinionqa"), None, "compat")["variants"] == ["compat"]
+    assert "variants" not in prepare.loader_options(task_spec.load_task("gss"), None, "reference")
     with pytest.raises(ValueError, match="per metric variant"):
-        ev.loader_options(ev.load_task("opinionqa"), None, None)
+        prepare.loader_options(task_spec.load_task("opinionqa"), None, None)
     dates = tmp_path / "dates.json"
     dates.write_text('{"126": {"start": "2023-05-01", "end": "2023-05-07"}}')
-    options = ev.loader_options(ev.load_task("opinionqa_xl"), {"field_dates": str(dates)}, "reference")
+    options = prepare.loader_options(task_spec.load_task("opinionqa_xl"), {"field_dates": str(dates)}, "reference")
     assert options["field_dates"] == {"126": {"start": "2023-05-01", "end": "2023-05-07"}}
 
 
@@ -138,11 +143,11 @@ def write_scores(path: Path, probs_by_id: dict[str, list[float]], labels: list[s
 
 def test_culturenli_end_to_end_matches_the_hand_computed_f1(tmp_path):
     items_path = prepare_nli(tmp_path)
-    ids = [i["item_id"] for i in ev.read_items(items_path)]
+    ids = [i["item_id"] for i in prepared_items.read_items(items_path)]
     # P(E) over E/N/C: US P1 0.9 (gold E), US P2 0.2 (gold C); IN P1 0.65 (gold N), IN P2 0.5 (gold E)
     probs = {ids[0]: [0.9, 0.05, 0.05], ids[1]: [0.2, 0.4, 0.4], ids[2]: [0.65, 0.3, 0.05], ids[3]: [0.5, 0.25, 0.25]}
     scores = write_scores(tmp_path / "scores.parquet", probs, ["E", "N", "C"])
-    result = ev.evaluate(ev.load_task("culturenli"), "reference", items_path, scores, "culturenli", "m")
+    result = metric_results.evaluate(task_spec.load_task("culturenli"), "reference", items_path, scores, "culturenli", "m")
     us, in_ = result["metrics"]
     # US: t = 0.6 predicts [E, rest] = gold -> macro-F1 1.0
     assert us["column"] == "CultureNLI US" and us["value"] == pytest.approx(1.0) and us["details"]["best_threshold"] == 0.6
@@ -153,27 +158,27 @@ def test_culturenli_end_to_end_matches_the_hand_computed_f1(tmp_path):
 
 
 def test_metric_frame_renormalises_over_the_labels_the_metric_uses():
-    task = ev.TaskSpec(name="t", loader="opinionqa", model_labels="ordinal_labels", columns={"question_id": "question"},
-                       label_columns={"B": "p_b"}, metrics=(ev.MetricSpec("X", "representativeness"),))
+    task = task_spec.TaskSpec(name="t", loader="opinionqa", model_labels="ordinal_labels", columns={"question_id": "question"},
+                       label_columns={"B": "p_b"}, metrics=(task_spec.MetricSpec("X", "representativeness"),))
     items = [{"item_id": "q1", "question_id": "Q1", "labels": ["A", "B", "C"], "ordinal_labels": ["A", "B"]},
              {"item_id": "q2", "question_id": "Q2", "labels": ["A", "B", "C"], "ordinal_labels": ["A", "B"]}]
     scores = pd.DataFrame({"item_id": ["q2", "q1"], "options": [["A", "B", "C"]] * 2,
                            "logprobs": [None, [math.log(0.2), math.log(0.3), math.log(0.5)]]})
-    frame = ev.metric_frame(task, items, scores)
+    frame = metric_results.metric_frame(task, items, scores)
     # q1: the refusal option C (0.5) is dropped, A/B renormalised: 0.2/0.5, 0.3/0.5
     assert frame.loc[0, "model_probs"] == pytest.approx([0.4, 0.6]) and frame.loc[0, "p_b"] == pytest.approx(0.6)
     assert frame.loc[0, "question"] == "Q1"  # the metric keys questions by their id
     # q2 was skipped by the scorer (prompt too long): NaN, which the metrics exclude and count
     assert all(math.isnan(x) for x in frame.loc[1, "model_probs"])
     with pytest.raises(ValueError, match="no scores"):
-        ev.metric_frame(task, items + [{"item_id": "q3", "labels": ["A"]}], scores)
+        metric_results.metric_frame(task, items + [{"item_id": "q3", "labels": ["A"]}], scores)
     bad = scores.assign(options=[["A", "B", "C"], ["B", "A", "C"]])
     with pytest.raises(ValueError, match="differ"):
-        ev.metric_frame(task, items, bad)
+        metric_results.metric_frame(task, items, bad)
 
 
 def test_representativeness_through_the_frame_matches_hand_computation():
-    task = ev.load_task("gss")
+    task = task_spec.load_task("gss")
     items = [
         # ordinals 1,2,3; human [0.5, 0.5, 0]; model [0, 0.5, 0.5] -> CDF gaps 0.5, 0.5 -> W1 = 1.0, /2 = 0.5
         {"item_id": "a", "question_id": "A", "context": "default", "labels": ["A", "B", "C"],
@@ -184,23 +189,23 @@ def test_representativeness_through_the_frame_matches_hand_computation():
     ]
     scores = pd.DataFrame({"item_id": ["a", "b"], "options": [["A", "B", "C"], ["A", "B"]],
                            "logprobs": [[-50.0, math.log(0.5), math.log(0.5)], [math.log(0.5)] * 2]})
-    frame = ev.metric_frame(task, items, scores)
-    from alpha.metrics import get_metric
+    frame = metric_results.metric_frame(task, items, scores)
+    from alpha.eval.metrics import get_metric
 
-    result = get_metric("representativeness")(ev.select(frame, {"context": "default"}))
+    result = get_metric("representativeness")(metric_results.select(frame, {"context": "default"}))
     assert result.value == pytest.approx(0.5, abs=1e-9) and result.excluded == {"equal_ordinals": 1}
 
 
 def test_select_takes_values_and_lists_and_names_unknown_columns():
     frame = pd.DataFrame({"context": ["default", "qa", "bio"], "x": [1, 2, 3]})
-    assert ev.select(frame, {"context": "default"})["x"].tolist() == [1]
-    assert ev.select(frame, {"context": ["qa", "bio"]})["x"].tolist() == [2, 3]
+    assert metric_results.select(frame, {"context": "default"})["x"].tolist() == [1]
+    assert metric_results.select(frame, {"context": ["qa", "bio"]})["x"].tolist() == [2, 3]
     with pytest.raises(ValueError, match="no column 'subset'"):
-        ev.select(frame, {"subset": "reddit"})
+        metric_results.select(frame, {"subset": "reddit"})
 
 
 def test_finite_makes_strict_json():
-    assert ev.finite({"a": float("nan"), "b": [1.0, float("inf")], 3: np.float64(2.0)}) == {"a": None, "b": [1.0, None], "3": 2.0}
+    assert io.finite({"a": float("nan"), "b": [1.0, float("inf")], 3: np.float64(2.0)}) == {"a": None, "b": [1.0, None], "3": 2.0}
 
 
 # ------------------------------------------------------------------------------------------- tables
@@ -258,7 +263,7 @@ def test_table2_rows_carry_the_knowledge_cutoff():
 
 
 def test_table_figure_is_drawn_and_deterministic(tmp_path):
-    from alpha.figures import plot_table
+    from alpha.eval.figures import plot_table
 
     models = [("a", "A"), ("b", "B")]
     _, sidecar = tables.table1(models, [result("a", "gss", {"GSS Representativeness": 0.5}),
@@ -272,17 +277,17 @@ def test_table_figure_is_drawn_and_deterministic(tmp_path):
 def test_renamed_fields_replace_same_named_ones_and_an_empty_selection_leaves_an_empty_cell(tmp_path):
     items = [{"item_id": "q1", "question_id": "Q1", "question": "the text", "context": "default", "table2": False,
               "labels": ["A", "B"], "ordinal_labels": ["A", "B"], "ordinals": [1.0, 2.0], "human_probs": [0.5, 0.5]}]
-    task = ev.load_task("opinionqa_xl")
+    task = task_spec.load_task("opinionqa_xl")
     scores = pd.DataFrame({"item_id": ["q1"], "options": [["A", "B"]], "logprobs": [[math.log(0.5)] * 2]})
-    frame = ev.metric_frame(task, items, scores)
+    frame = metric_results.metric_frame(task, items, scores)
     assert frame.loc[0, "question"] == "Q1"  # the id, whatever the item's key order
     import pyarrow as pa
 
     write_results(tmp_path / "items.parquet", pa.Table.from_pydict({"item_id": ["q1"], "question_id": ["Q1"], "prompt": ["p"],
-                                            "labels": [["A", "B"]], "item": [ev.item_json(items[0])]},
-                                           schema=ev.ITEMS_SCHEMA))
+                                            "labels": [["A", "B"]], "item": [prepared_items.item_json(items[0])]},
+                                           schema=prepared_items.ITEMS_SCHEMA))
     write_scores(tmp_path / "scores.parquet", {"q1": [0.5, 0.5]}, ["A", "B"])
-    result = ev.evaluate(task, "reference", tmp_path / "items.parquet", tmp_path / "scores.parquet", "xl", "m")
+    result = metric_results.evaluate(task, "reference", tmp_path / "items.parquet", tmp_path / "scores.parquet", "xl", "m")
     by_column = {m["column"]: m for m in result["metrics"]}
     assert by_column["OpinionQA-XL Representativeness"]["value"] == pytest.approx(1.0)  # identical distributions
     # no wave in the Table 2 window: the cell is empty, not a failed job

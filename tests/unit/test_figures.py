@@ -1,19 +1,20 @@
-"""The Figure-2 view: PNGs are written, byte-identical across calls; ads are chosen as configured."""
+"""The figures: PNGs are written, byte-identical across calls; Figure 2's ads are chosen as configured."""
 import json
-import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from alpha.ads import census as C
+from alpha.ads import figures as F
+from alpha.correlation import analysis as corr
+from alpha.correlation import figures as corr_figures
+from alpha.eval import figures as eval_figures
+
 ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT / "scripts") not in sys.path:  # pyproject sets pythonpath; this keeps bare runs working
-    sys.path.insert(0, str(ROOT / "scripts"))
-
-from alpha import census as C  # noqa: E402
-from alpha import figures as F  # noqa: E402
-
 CENSUS_DIR = ROOT / "config" / "census"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -101,3 +102,32 @@ def test_figure_folder_is_deterministic(tmp_path, census, ads_parquet):
     F.plot_delivery_figures(ads_parquet, census, [], 2, tmp_path / "b")
     for name in ("11.png", "12.png", "index.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_table_figure_shades_lower_is_better_columns_and_is_deterministic(tmp_path):
+    cells = {"A": {"GSS Representativeness": {"value": 0.5}, "GlobalOpinionQA Skew": {"value": 0.02}},
+             "B": {"GSS Representativeness": {"value": 0.7}, "GlobalOpinionQA Skew": {"value": None}}}
+    sidecar = {"models": ["A", "B"], "columns": ["Model", "GSS Representativeness", "GSS Steerability", "GlobalOpinionQA Skew"],
+               "cells": cells, "scale": 100, "variants": {"ordinal_wd": "reference"}}
+    assert "GlobalOpinionQA Skew" in eval_figures.LOWER_IS_BETTER
+    eval_figures.plot_table(sidecar, tmp_path / "one.png")
+    eval_figures.plot_table(sidecar, tmp_path / "sub" / "two.png")
+    data = (tmp_path / "one.png").read_bytes()
+    assert data.startswith(PNG_MAGIC) and b"Software" not in data
+    assert data == (tmp_path / "sub" / "two.png").read_bytes()
+
+
+def test_correlation_figures_are_deterministic(tmp_path):
+    rng = np.random.default_rng(0)
+    groups = {"regions": ["Midwest", "Northeast", "South", "West"], "age_gender": ["Female 18-29", "Male 18-29", "Male 65+"]}
+    behaviour = {k: pd.DataFrame(rng.random((len(g), len(g))), index=g, columns=g) for k, g in groups.items()}
+    opinion = {k: pd.DataFrame(rng.random((len(g), len(g))), index=g, columns=g) for k, g in groups.items()}
+    behaviour["age_gender"].iloc[0, 1] = np.nan  # an undefined similarity stays unannotated
+    summary = corr.summarise(behaviour, opinion, n_boot=20, seed=1)
+    for run in ("a", "b"):
+        corr_figures.plot_similarity_heatmaps(behaviour["age_gender"], opinion["age_gender"], "Age x gender", tmp_path / run / "heat.png")
+        corr_figures.plot_correlation_scatter(summary, tmp_path / run / "scatter.png")
+    for name in ("heat.png", "scatter.png"):
+        data = (tmp_path / "a" / name).read_bytes()
+        assert data.startswith(PNG_MAGIC) and b"Software" not in data
+        assert data == (tmp_path / "b" / name).read_bytes()

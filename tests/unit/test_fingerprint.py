@@ -4,7 +4,7 @@ import datetime as dt
 import numpy as np
 import pyarrow as pa
 
-from alpha.fingerprint import row_fingerprints
+from alpha.ads.fingerprint import row_fingerprints
 
 ROWS = {
     "s": ["ab", "c", "", None, "ab", "héllo wörld", "c"],

@@ -5,8 +5,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from alpha import ads, ingest
-from alpha.ads import CleaningOptions, Reject
+from alpha.ads import cleaning as ads
+from alpha.ads import ingest
+from alpha.ads.cleaning import CleaningOptions, Reject
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "ads"
 OPTS = CleaningOptions(min_words=4)

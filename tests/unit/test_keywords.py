@@ -7,7 +7,8 @@ import pyarrow.parquet as pq
 import pytest
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-from alpha import embeddings, keywords
+from alpha.pairs import embeddings
+from alpha.tasks import keywords
 
 ADS = [
     "Solar panels solar panels solar energy for homes in sunny Arizona",
@@ -134,7 +135,7 @@ def write_ads(tmp_path, texts, emb, ids=None):
 
 
 def test_keywords_for_ads_end_to_end(kw, doc_emb, tmp_path, caplog):
-    caplog.set_level(logging.INFO, logger="alpha.keywords")
+    caplog.set_level(logging.INFO, logger="alpha.tasks.keywords")
     texts = ADS + ["", "the of and"] + ADS[:3]
     emb = np.vstack([doc_emb, np.zeros((2, doc_emb.shape[1]), np.float32), doc_emb[:3]])
     ids = write_ads(tmp_path, texts, emb)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from alpha import launch
-from alpha.launch import Rendezvous, expand_hostlist, plan, rendezvous_from_env, rendezvous_port, resolve_nproc
+from alpha.train import launch
+from alpha.train.launch import Rendezvous, expand_hostlist, plan, rendezvous_from_env, rendezvous_port, resolve_nproc
 
 ROOT = Path(__file__).resolve().parents[2]
 PY = "/py"
@@ -300,6 +300,7 @@ def run_entry(tmp_path, exit_code, nodeid="0"):
     return proc, stdout + stderr, out
 
 
+@pytest.mark.workflow  # starts torchrun
 def test_entry_script_runs_two_ranks_on_one_node(tmp_path):
     started = time.monotonic()
     proc, log, out = run_entry(tmp_path, 0)
@@ -315,12 +316,14 @@ def test_entry_script_runs_two_ranks_on_one_node(tmp_path):
     assert time.monotonic() - started < 30
 
 
+@pytest.mark.workflow  # starts torchrun
 def test_entry_script_fails_with_the_workers(tmp_path):
     proc, log, out = run_entry(tmp_path, 3)
     assert proc.returncode != 0, log
     assert len(list(out.glob("rank*.json"))) == 2    # both ran, then failed: torchrun exits non-zero
 
 
+@pytest.mark.workflow  # starts torchrun
 def test_entry_script_rejects_a_bad_environment_without_starting_torchrun(tmp_path):
     proc, log, out = run_entry(tmp_path, 0, nodeid="1")
     assert proc.returncode == 2

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from scipy.stats import wasserstein_distance
 
-from alpha import metrics
+from alpha.eval import distributions, metrics
 
 NAN = float("nan")
 
@@ -59,10 +59,10 @@ def test_one_table_cannot_mix_variants_of_a_family():
 def test_w1_sorts_ordinals_that_are_not_1_to_n():
     # support [1.0, 2.0, 1.5]: p puts all mass on 1.5, q on 2.0 -> W1 = 0.5 (span 1 -> WD 0.5).
     # Integrating in list order would give |0-0|*1 + |0-1|*(-0.5) = -0.5.
-    assert metrics.ordinal_w1([0, 0, 1], [0, 1, 0], [1.0, 2.0, 1.5]) == pytest.approx(0.5)
+    assert distributions.ordinal_w1([0, 0, 1], [0, 1, 0], [1.0, 2.0, 1.5]) == pytest.approx(0.5)
     # p = 0.5 at 1.0 + 0.5 at 2.0, q = 1 at 1.5: |F gap| 0.5 on [1, 1.5] and 0.5 on [1.5, 2] -> 0.5
-    assert metrics.ordinal_w1([0.5, 0.5, 0], [0, 0, 1], [1.0, 2.0, 1.5]) == pytest.approx(0.5)
-    assert metrics.normalised_wd([0.5, 0.5, 0], [0, 0, 1], "[1.0, 2.0, 1.5]") == (pytest.approx(0.5), None)
+    assert distributions.ordinal_w1([0.5, 0.5, 0], [0, 0, 1], [1.0, 2.0, 1.5]) == pytest.approx(0.5)
+    assert distributions.normalised_wd([0.5, 0.5, 0], [0, 0, 1], "[1.0, 2.0, 1.5]") == (pytest.approx(0.5), None)
 
 
 def test_w1_agrees_with_scipy_weighted_form():
@@ -70,12 +70,12 @@ def test_w1_agrees_with_scipy_weighted_form():
     for _ in range(20):
         x = rng.permutation([1.0, 2.0, 1.5, 4.0, 3.0])
         p, q = rng.dirichlet(np.ones(5)), rng.dirichlet(np.ones(5))
-        assert metrics.ordinal_w1(p, q, x) == pytest.approx(wasserstein_distance(x, x, p, q))
+        assert distributions.ordinal_w1(p, q, x) == pytest.approx(wasserstein_distance(x, x, p, q))
 
 
 def test_wd_divides_by_ordinal_span_and_renormalises_rows():
     # p = [2, 0, 2] -> [0.5, 0, 0.5]; q all at 2; CDF gaps 0.5 and 0.5 on unit steps -> W1 1, span 2 -> 0.5
-    assert metrics.normalised_wd([2, 0, 2], [0, 3, 0], [1, 2, 3]) == (pytest.approx(0.5), None)
+    assert distributions.normalised_wd([2, 0, 2], [0, 3, 0], [1, 2, 3]) == (pytest.approx(0.5), None)
 
 
 @pytest.mark.parametrize("model, human, ordinals, reason", [
@@ -85,13 +85,13 @@ def test_wd_divides_by_ordinal_span_and_renormalises_rows():
     ([1.5, -0.5], [1, 0], [1, 2], "negative"),
 ])
 def test_wd_undefined_rows_are_flagged(model, human, ordinals, reason):
-    value, why = metrics.normalised_wd(model, human, ordinals)
+    value, why = distributions.normalised_wd(model, human, ordinals)
     assert math.isnan(value) and why == reason
 
 
 def test_wd_length_mismatch_is_an_error():
     with pytest.raises(ValueError, match="lengths differ"):
-        metrics.normalised_wd([0.5, 0.5], [1, 0, 0], [1, 2, 3])
+        distributions.normalised_wd([0.5, 0.5], [1, 0, 0], [1, 2, 3])
 
 
 def test_representativeness_excludes_and_counts():
@@ -150,9 +150,9 @@ def test_compat_is_order_blind_where_reference_is_not():
     # compat: the multisets {0.2, 0.3, 0.5} are equal -> w = 0 -> similarity 1
     assert metrics.compat_similarity(model, human) == (pytest.approx(1.0), None)
     # reference: F_M = .2 .5 1, F_H = .5 .8 1 -> W1 = 0.3 + 0.3 = 0.6, span 2 -> WD 0.3 -> 0.7
-    assert 1 - metrics.normalised_wd(model, human, [1, 2, 3])[0] == pytest.approx(0.7)
+    assert 1 - distributions.normalised_wd(model, human, [1, 2, 3])[0] == pytest.approx(0.7)
     # all mass on opposite extremes: reference similarity 0, compat 1
-    assert metrics.normalised_wd([1, 0, 0], [0, 0, 1], [1, 2, 3])[0] == pytest.approx(1.0)
+    assert distributions.normalised_wd([1, 0, 0], [0, 0, 1], [1, 2, 3])[0] == pytest.approx(1.0)
     assert metrics.compat_similarity([1, 0, 0], [0, 0, 1])[0] == pytest.approx(1.0)
 
 
@@ -185,24 +185,24 @@ def test_compat_steerability_compares_with_the_whole_population():
 def test_human_distribution_weighted_and_unweighted():
     answers = ["Yes", "No", "Refused", NAN, "Yes", "Maybe?"]
     options, weights = ["Yes", "No", "Refused"], [2, 1, 1, 5, 1, 3]
-    h = metrics.human_distribution(answers, options, 2, weights)
+    h = distributions.human_distribution(answers, options, 2, weights)
     # weighted Yes 3, No 1, Refused 1; NaN = not asked; "Maybe?" unmatched
     np.testing.assert_allclose(h.probs, [0.75, 0.25])
     assert h.refusal_share == pytest.approx(0.2) and (h.n_respondents, h.n_unmatched) == (4, 1)
-    u = metrics.human_distribution(answers, options, 2, None)  # Yes 2, No 1, Refused 1
+    u = distributions.human_distribution(answers, options, 2, None)  # Yes 2, No 1, Refused 1
     np.testing.assert_allclose(u.probs, [2 / 3, 1 / 3])
     assert u.refusal_share == pytest.approx(0.25)
 
 
 def test_human_distribution_only_refusals_is_nan_and_then_excluded():
-    h = metrics.human_distribution(["Refused", "Refused"], ["Yes", "No", "Refused"], 2, [1, 1])
+    h = distributions.human_distribution(["Refused", "Refused"], ["Yes", "No", "Refused"], 2, [1, 1])
     assert np.isnan(h.probs).all() and h.refusal_share == 1.0
-    assert metrics.normalised_wd([0.5, 0.5], h.probs, [1, 2])[1] == "nan"
+    assert distributions.normalised_wd([0.5, 0.5], h.probs, [1, 2])[1] == "nan"
 
 
 def test_human_distribution_rejects_missing_weight_of_an_answer():
     with pytest.raises(ValueError, match="weight"):
-        metrics.human_distribution(["Yes", "No"], ["Yes", "No"], 2, [1.0, NAN])
+        distributions.human_distribution(["Yes", "No"], ["Yes", "No"], 2, [1.0, NAN])
 
 
 # --------------------------------------------------------------------------- GlobalOpinionQA

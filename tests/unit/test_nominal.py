@@ -1,25 +1,20 @@
-"""The shared nominal-vs-ordinal rule (alpha.benchmarks.nominal) in every survey loader: GSS .dta, raw ATP
+"""The shared nominal-vs-ordinal rule (alpha.eval.loaders.nominal) in every survey loader: GSS .dta, raw ATP
 .sav (OpinionQA-XL, OpinionQA-from-raw) and the released OpinionQA files. Fixtures are written here by
 hand; a nominal question has all-equal ordinals, which the W1 metrics exclude and count."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyreadstat
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT / "scripts") not in sys.path:
-    sys.path.insert(0, str(ROOT / "scripts"))
-
-import pyreadstat  # noqa: E402
-
-from alpha import evaluation as ev  # noqa: E402
-from alpha import metrics  # noqa: E402
-from alpha.benchmarks import atp, get_loader  # noqa: E402
-from alpha.benchmarks.nominal import NominalRule, label_kind, labels_look_nominal  # noqa: E402
+from alpha.eval import metrics
+from alpha.eval import prepare
+from alpha.eval import task_spec
+from alpha.eval.loaders import atp, get_loader
+from alpha.eval.loaders.nominal import NominalRule, label_kind, labels_look_nominal
 
 LABOUR = ["Working full time", "Working part time", "Temporarily not working", "Unemployed, laid off", "Retired",
           "In school", "Keeping house", "Other"]  # the GSS spwrksta labels
@@ -247,17 +242,17 @@ def test_released_opinionqa_marking_stands_unless_overridden(tmp_path):
 
 def test_config_options_reach_the_survey_loaders_only():
     for task in ("gss", "opinionqa_xl", "opinionqa_raw"):
-        options = ev.loader_options(ev.load_task(task), {"nominal": ["a"], "ordinal": ["b"]}, "reference")
+        options = prepare.loader_options(task_spec.load_task(task), {"nominal": ["a"], "ordinal": ["b"]}, "reference")
         assert options["nominal"] == ["a"] and options["ordinal"] == ["b"]
-    assert ev.loader_options(ev.load_task("opinionqa"), {"nominal": ["a"]}, "reference")["nominal"] == ["a"]
+    assert prepare.loader_options(task_spec.load_task("opinionqa"), {"nominal": ["a"]}, "reference")["nominal"] == ["a"]
     with pytest.raises(TypeError, match="takes no option"):
-        ev.loader_options(ev.load_task("culturenli"), {"nominal": ["a"]}, None)
+        prepare.loader_options(task_spec.load_task("culturenli"), {"nominal": ["a"]}, None)
 
 
 def test_demo_surveys_nominal_questions(tmp_path):
     # the demo's categorical questions: GSS relig / region / sex; the ATP gun-reason lists (kind "reason4",
     # which the demo's OpinionQA files mark with equal ordinals); everything else is a recognised scale
-    from alpha.benchmarks import demo_surveys as ds
+    from alpha.demo import surveys as ds
 
     atp_summary = ds.write_demo_atp(tmp_path / "atp", seed=3)
     xl = get_loader("opinionqa_xl")(tmp_path / "atp", contexts=("default",))

@@ -4,8 +4,8 @@ import itertools
 import numpy as np
 import pytest
 
-from alpha import pairs
-from alpha.pairs import PairRule
+from alpha.pairs import mining as pairs
+from alpha.pairs.mining import PairRule
 
 
 def unit(angle_deg):

@@ -2,6 +2,9 @@
 import subprocess
 import sys
 from pathlib import Path
+import pytest
+
+pytestmark = pytest.mark.workflow  # starts Snakemake: not part of make test-fast
 
 ROOT = Path(__file__).resolve().parents[2]
 

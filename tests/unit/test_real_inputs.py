@@ -8,8 +8,10 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from alpha import ads, csv_layouts, ingest
-from alpha.ads import CleaningOptions, Reject
+from alpha.ads import cleaning as ads
+from alpha.ads import csv_layouts
+from alpha.ads import ingest
+from alpha.ads.cleaning import CleaningOptions, Reject
 
 URL = "https://www.facebook.com/ads/archive/render_ad/?id={id}&access_token=SECRETTOKEN"
 REGIONS = json.dumps([{"percentage": "0.7", "region": "Ohio"}, {"percentage": "0.3", "region": "Texas"}])

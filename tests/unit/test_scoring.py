@@ -12,9 +12,9 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from alpha import scoring  # noqa: E402
-from alpha.chat import LLAMA2_TEMPLATE, render  # noqa: E402
-from alpha.tiny_model import train_tokenizer  # noqa: E402
+from alpha.eval import scoring  # noqa: E402
+from alpha.core.chat import LLAMA2_TEMPLATE, render  # noqa: E402
+from alpha.demo.tiny_model import train_tokenizer  # noqa: E402
 
 CORPUS = [
     "Question: How much do you trust the federal government to do what is right?",
@@ -246,9 +246,9 @@ def test_bf16_model_scores_in_float32(llama, tok, items):
 
 
 def test_progress_is_logged(llama, tok, items, caplog):
-    with caplog.at_level(logging.INFO, logger="alpha.scoring"):
+    with caplog.at_level(logging.INFO, logger="alpha.eval.scoring"):
         scoring.score_items(llama, tok, items, batch_size=4, log_every=2)
-    batches = [r.getMessage() for r in caplog.records if r.name == "alpha.scoring" and r.getMessage().startswith("batch")]
+    batches = [r.getMessage() for r in caplog.records if r.name == "alpha.eval.scoring" and r.getMessage().startswith("batch")]
     assert batches[0].startswith("batch 2/5") and batches[-1].startswith("batch 5/5")
     assert len(batches) == 3
 

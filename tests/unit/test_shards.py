@@ -8,8 +8,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from alpha import shards, sharegpt
-from alpha.samples import PARQUET_OPTIONS, ROW_GROUP_ROWS, SAMPLE_SCHEMA, TEST_AFTER_CUTOFF, TEST_UNSEEN_ADVERTISER, TRAIN, family_of
+from alpha.core.io import PARQUET_OPTIONS
+from alpha.tasks import shards
+from alpha.tasks import sharegpt
+from alpha.tasks.samples import ROW_GROUP_ROWS, SAMPLE_SCHEMA, TEST_AFTER_CUTOFF, TEST_UNSEEN_ADVERTISER, TRAIN, family_of
 
 
 def rows(task, n, split=TRAIN, start=0):

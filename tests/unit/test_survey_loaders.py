@@ -5,24 +5,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyreadstat
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT / "scripts") not in sys.path:
-    sys.path.insert(0, str(ROOT / "scripts"))
-
-import pyreadstat  # noqa: E402
-
-from alpha import metrics  # noqa: E402
-from alpha.benchmarks import get_loader, loader_names  # noqa: E402
-from alpha.benchmarks import atp, gss  # noqa: E402
-from alpha.benchmarks import demo_surveys as ds  # noqa: E402
-from alpha.benchmarks import opinionqa as oqa  # noqa: E402
+from alpha.demo import surveys as ds
+from alpha.eval import metrics
+from alpha.eval.loaders import atp, get_loader, gss, loader_names
+from alpha.eval.loaders import opinionqa as oqa
 
 
 def close(a, b, tol=1e-12):

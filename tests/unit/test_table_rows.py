@@ -10,6 +10,8 @@ from workflow_helpers import paper_standin_workflow, snakemake
 ABLATION_SETS = ("TAG", "TAP", "TC", "TS")
 
 
+pytestmark = pytest.mark.workflow  # starts Snakemake: not part of make test-fast
+
 def _with_ablation_models(configfile, in_tables):
     config = yaml.safe_load(configfile.read_text())
     for family in ABLATION_SETS:

@@ -5,10 +5,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from alpha import prompts, tasks
-from alpha.prompts import Audience
-from alpha.samples import SAMPLE_SCHEMA, TEST_AFTER_CUTOFF, TEST_UNSEEN_ADVERTISER, TRAIN
-from alpha.splits import page_held_out, split_ads, split_of
+from alpha.tasks import prompts
+from alpha.tasks import builders as tasks
+from alpha.tasks.prompts import Audience
+from alpha.tasks.samples import SAMPLE_SCHEMA, TEST_AFTER_CUTOFF, TEST_UNSEEN_ADVERTISER, TRAIN
+from alpha.tasks.splits import page_held_out, split_ads, split_of
 
 # ---------------------------------------------------------------- prompts
 
@@ -312,15 +313,3 @@ def test_test_sets_are_tap_balanced_and_hold_only_test_rows(tmp_path):
     assert [r["id"] for r in pq.read_table(outs[TEST_UNSEEN_ADVERTISER]).to_pylist()] == ["TS-E:40"]
     assert report["tap_balance"][TEST_AFTER_CUTOFF]["TAP-G"]["per_class"] == 3
 
-
-def test_common_smk_constants_match_the_library():
-    import ast
-    import re
-    from pathlib import Path
-
-    from alpha import samples
-
-    text = (Path(__file__).resolve().parents[2] / "rules/common.smk").read_text()
-    for name in ("TEST_SPLITS", "TASK_FAMILIES", "TASK_NAMES"):
-        literal = re.search(rf"^{name} = (\(.*?\))", text, re.M).group(1)
-        assert ast.literal_eval(literal) == getattr(samples, {"TASK_NAMES": "TASKS", "TASK_FAMILIES": "FAMILIES"}.get(name, name))

@@ -8,8 +8,9 @@ from collections import Counter
 
 import pytest
 
-from alpha import prompts, tasks
-from alpha import textgen_metrics as tm
+from alpha.tasks import prompts
+from alpha.tasks import builders as tasks
+from alpha.train import textgen_metrics as tm
 
 # ---------------------------------------------------------------- BLEU
 

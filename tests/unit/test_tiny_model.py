@@ -1,12 +1,13 @@
-"""The embedded default's tiny base model (alpha.tiny_model): option labels are single tokens whatever the
+"""The embedded default's tiny base model (alpha.demo.tiny_model): option labels are single tokens whatever the
 corpus, check_label_tokens names the offenders, and build() saves a deterministic checkpoint that reloads
 through the Auto classes with the Llama-2 chat template."""
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from alpha import chat, tiny_model
-from alpha.tiny_model import LABELS, check_label_tokens, train_tokenizer
+from alpha.core import chat
+from alpha.demo import tiny_model
+from alpha.demo.tiny_model import LABELS, check_label_tokens, train_tokenizer
 
 # no option label occurs in this corpus, bare or after a space (all lower case, no "Yes"/"No")
 CORPUS = ["the cat sat on the mat", "a dog ran in the park", "we like green tea and cake"] * 5

@@ -1,4 +1,4 @@
-"""The pure parts of the trainer (alpha.train): recipes, DeepSpeed config, the shard manifest, the
+"""The pure parts of the trainer (alpha.train.finetune): recipes, DeepSpeed config, the shard manifest, the
 streamed and rank-partitioned sample order with seek-on-resume, truncation, and collation.
 No training runs here."""
 import json
@@ -10,10 +10,11 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from alpha import chat, train
-from alpha.chat import IGNORE_INDEX
-from alpha.tiny_model import train_tokenizer
-from alpha.train import Recipe, ShardStream
+from alpha.core import chat
+from alpha.train import finetune as train
+from alpha.core.chat import IGNORE_INDEX
+from alpha.demo.tiny_model import train_tokenizer
+from alpha.train.finetune import Recipe, ShardStream
 
 REPO = Path(__file__).resolve().parents[2]
 MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
