@@ -24,7 +24,7 @@ include: "rules/correlation.smk"
 
 
 rule all:
+    default_target: True
     input:
         get_final_targets,
-    default_target: True
     localrule: True

@@ -9,24 +9,24 @@ rule ingest_dump:
         ads="results/ads/dumps/{dump}.parquet",
         quarantine="results/ads/dumps/{dump}.quarantine.parquet",
         report="results/ads/dumps/{dump}.report.json",
-    params:
-        dump=get_dump_params,
-        min_words=config["ads"]["cleaning"]["min_words"],
-        drop_unnamed_pages=config["ads"]["cleaning"]["drop_unnamed_pages"],
-        require_demographics=config["ads"]["cleaning"]["require_demographics"],
-        batch_rows=config["ads"]["batch_rows"],
     log:
         "results/logs/ingest_dump/{dump}.log",
     benchmark:
         "results/benchmarks/ingest_dump/{dump}.tsv"
     group:
         "ingest"
+    conda:
+        "../envs/ads.yaml"
+    threads: 1
     resources:
         mem_mb=by_attempt(4000),
         runtime=by_attempt(120),
-    threads: 1
-    conda:
-        "../envs/ads.yaml"
+    params:
+        dump=get_dump_params,
+        min_words=config["ads"]["cleaning"]["min_words"],
+        drop_unnamed_pages=config["ads"]["cleaning"]["drop_unnamed_pages"],
+        require_demographics=config["ads"]["cleaning"]["require_demographics"],
+        batch_rows=config["ads"]["batch_rows"],
     script:
         "../scripts/ingest_dump.py"
 
@@ -42,18 +42,18 @@ rule merge_ads:
         quarantine="results/ads/quarantine.parquet",
         duplicates="results/ads/duplicates.parquet",
         report="results/ads/ingest_report.json",
-    params:
-        batch_rows=config["ads"]["batch_rows"],
     log:
         "results/logs/merge_ads.log",
     benchmark:
         "results/benchmarks/merge_ads.tsv"
+    conda:
+        "../envs/ads.yaml"
+    threads: 1
     resources:
         mem_mb=by_attempt(4000),
         runtime=by_attempt(60),
-    threads: 1
-    conda:
-        "../envs/ads.yaml"
+    params:
+        batch_rows=config["ads"]["batch_rows"],
     script:
         "../scripts/merge_ads.py"
 
@@ -68,19 +68,19 @@ rule normalise_census:
     output:
         segments="results/ads/segments.parquet",
         report="results/ads/census_report.json",
-    params:
-        include_puerto_rico=config["census"]["include_puerto_rico"],
-        batch_rows=config["census"]["batch_rows"],
     log:
         "results/logs/normalise_census.log",
     benchmark:
         "results/benchmarks/normalise_census.tsv"
+    conda:
+        "../envs/ads.yaml"
+    threads: 1
     resources:
         mem_mb=by_attempt(4000),
         runtime=by_attempt(60),
-    threads: 1
-    conda:
-        "../envs/ads.yaml"
+    params:
+        include_puerto_rico=config["census"]["include_puerto_rico"],
+        batch_rows=config["census"]["batch_rows"],
     script:
         "../scripts/normalise_census.py"
 
@@ -100,17 +100,17 @@ rule delivery_figures:
             caption="../report/delivery.rst",
             category="Ad delivery",
         ),
+    log:
+        "results/logs/delivery_figures.log",
+    conda:
+        "../envs/figures.yaml"
+    threads: 1
+    resources:
+        mem_mb=by_attempt(2000),
+        runtime=by_attempt(10),
     params:
         ad_ids=config["figures"]["ad_ids"],
         n_auto=config["figures"]["n_auto"],
         include_puerto_rico=config["census"]["include_puerto_rico"],
-    log:
-        "results/logs/delivery_figures.log",
-    resources:
-        mem_mb=by_attempt(2000),
-        runtime=by_attempt(10),
-    threads: 1
-    conda:
-        "../envs/figures.yaml"
     script:
         "../scripts/plot_delivery.py"

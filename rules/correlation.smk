@@ -13,20 +13,20 @@ rule behaviour_similarity:
         states="results/correlation/behaviour_states.csv",
         regions="results/correlation/behaviour_regions.csv",
         age_gender="results/correlation/behaviour_age_gender.csv",
-    params:
-        include_puerto_rico=config["census"]["include_puerto_rico"],
-        min_ads=config["correlation"]["min_ads"],
-        age_map=dict(sorted(config["correlation"]["age_map"].items())),
     log:
         "results/logs/behaviour_similarity.log",
     benchmark:
         "results/benchmarks/behaviour_similarity.tsv"
+    conda:
+        "../envs/ads.yaml"
     threads: 1
     resources:
         mem_mb=by_attempt(4000),
         runtime=by_attempt(60),
-    conda:
-        "../envs/ads.yaml"
+    params:
+        include_puerto_rico=config["census"]["include_puerto_rico"],
+        min_ads=config["correlation"]["min_ads"],
+        age_map=dict(sorted(config["correlation"]["age_map"].items())),
     script:
         "../scripts/behaviour_similarity.py"
 
@@ -39,16 +39,16 @@ rule opinion_similarity:
         regions="results/correlation/opinion_regions.csv",
         age_gender="results/correlation/opinion_age_gender.csv",
         questions="results/correlation/opinion_questions.json",
-    params:
-        waves=config["correlation"]["atp_waves"],
     log:
         "results/logs/opinion_similarity.log",
+    conda:
+        "../envs/eval.yaml"
     threads: 1
     resources:
         mem_mb=by_attempt(4000),
         runtime=by_attempt(60),
-    conda:
-        "../envs/eval.yaml"
+    params:
+        waves=config["correlation"]["atp_waves"],
     script:
         "../scripts/opinion_similarity.py"
 
@@ -61,23 +61,25 @@ rule correlation_summary:
         opinion_age_gender="results/correlation/opinion_age_gender.csv",
         code=code_for("scripts/correlation_summary.py"),
     output:
-        summary=report("results/correlation/summary.json", caption="../report/correlation.rst", category="Behaviour and opinion"),
+        summary=report(
+            "results/correlation/summary.json", caption="../report/correlation.rst", category="Behaviour and opinion"
+        ),
         figures=report(
             directory("results/figures/correlation"),
             patterns=["{name}.png"],
             caption="../report/correlation_figures.rst",
             category="Behaviour and opinion",
         ),
-    params:
-        n_boot=config["correlation"]["n_boot"],
-        seed=config["seed"],
     log:
         "results/logs/correlation_summary.log",
+    conda:
+        "../envs/eval.yaml"
     threads: 1
     resources:
         mem_mb=by_attempt(2000),
         runtime=by_attempt(20),
-    conda:
-        "../envs/eval.yaml"
+    params:
+        n_boot=config["correlation"]["n_boot"],
+        seed=config["seed"],
     script:
         "../scripts/correlation_summary.py"

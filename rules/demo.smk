@@ -20,18 +20,18 @@ rule demo_inputs:
         export_regions=temp(DEMO_DUMPS["export"]["regions"]),
         media=temp(DEMO_MEDIA),
         truth=f"{DEMO_ADS}/truth.parquet",
+    log:
+        "results/logs/demo_inputs.log",
+    conda:
+        "../envs/ads.yaml"
+    threads: 1
+    resources:
+        mem_mb=by_attempt(2000),
+        runtime=by_attempt(10),
     params:
         seed=config["seed"],
         n_ads=config["demo"]["n_ads"],
         n_pages=config["demo"]["n_pages"],
-    log:
-        "results/logs/demo_inputs.log",
-    resources:
-        mem_mb=by_attempt(2000),
-        runtime=by_attempt(10),
-    threads: 1
-    conda:
-        "../envs/ads.yaml"
     script:
         "../scripts/demo_inputs.py"
 
@@ -43,15 +43,15 @@ rule demo_benchmarks:
         code=code_for("scripts/demo_benchmarks.py"),
     output:
         directory(DEMO_BENCHMARKS),
-    params:
-        seed=config["seed"],
     log:
         "results/logs/demo_benchmarks.log",
+    conda:
+        "../envs/eval.yaml"
+    threads: 1
     resources:
         mem_mb=by_attempt(2000),
         runtime=by_attempt(10),
-    threads: 1
-    conda:
-        "../envs/eval.yaml"
+    params:
+        seed=config["seed"],
     script:
         "../scripts/demo_benchmarks.py"

@@ -11,18 +11,18 @@ rule prepare_benchmark:
         prepared="results/eval_items/{benchmark}.parquet",
         quarantine="results/eval_items/{benchmark}.quarantine.jsonl",
         report="results/eval_items/{benchmark}.report.json",
-    params:
-        spec=get_benchmark_params,
     log:
         "results/logs/prepare_benchmark/{benchmark}.log",
     benchmark:
         "results/benchmarks/prepare_benchmark/{benchmark}.tsv"
+    conda:
+        "../envs/eval.yaml"
     threads: 1
     resources:
         mem_mb=by_attempt(4000),
         runtime=by_attempt(60),
-    conda:
-        "../envs/eval.yaml"
+    params:
+        spec=get_benchmark_params,
     script:
         "../scripts/prepare_benchmark.py"
 
@@ -35,20 +35,20 @@ rule score_benchmark:
         code=code_for("scripts/score_benchmark.py"),
     output:
         "results/eval/{model}/{benchmark}.parquet",
-    params:
-        model_dir=get_model_dir,
-        spec=get_score_params,
     log:
         "results/logs/score_benchmark/{model}/{benchmark}.log",
     benchmark:
         "results/benchmarks/score_benchmark/{model}/{benchmark}.tsv"
+    conda:
+        "../envs/eval.yaml"
     threads: config["eval"]["threads"]
     resources:
         gres=get_score_gres,
         mem_mb=get_score_resource("mem_mb"),
         runtime=get_score_resource("runtime"),
-    conda:
-        "../envs/eval.yaml"
+    params:
+        model_dir=get_model_dir,
+        spec=get_score_params,
     script:
         "../scripts/score_benchmark.py"
 
@@ -61,18 +61,18 @@ rule benchmark_metrics:
         code=code_for("scripts/benchmark_metrics.py"),
     output:
         "results/eval/{model}/{benchmark}.json",
-    params:
-        spec=get_metric_params,
     log:
         "results/logs/benchmark_metrics/{model}/{benchmark}.log",
     group:
         "metrics"
+    conda:
+        "../envs/eval.yaml"
     threads: 1
     resources:
         mem_mb=by_attempt(2000),
         runtime=by_attempt(20),
-    conda:
-        "../envs/eval.yaml"
+    params:
+        spec=get_metric_params,
     script:
         "../scripts/benchmark_metrics.py"
 
@@ -84,17 +84,17 @@ rule table1:
     output:
         csv=report("results/table1.csv", caption="../report/table1.rst", category="Tables"),
         sidecar="results/table1.json",
-    params:
-        spec=get_table_params,
     log:
         "results/logs/table1.log",
     localrule: True
+    conda:
+        "../envs/eval.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../envs/eval.yaml"
+    params:
+        spec=get_table_params,
     script:
         "../scripts/make_table.py"
 
@@ -106,17 +106,17 @@ rule table2:
     output:
         csv=report("results/table2.csv", caption="../report/table2.rst", category="Tables"),
         sidecar="results/table2.json",
-    params:
-        spec=get_table_params,
     log:
         "results/logs/table2.log",
     localrule: True
+    conda:
+        "../envs/eval.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../envs/eval.yaml"
+    params:
+        spec=get_table_params,
     script:
         "../scripts/make_table.py"
 
@@ -128,17 +128,17 @@ rule ablation_table:
     output:
         csv=report("results/ablation.csv", caption="../report/ablation.rst", category="Tables"),
         sidecar="results/ablation.json",
-    params:
-        spec=get_ablation_params,
     log:
         "results/logs/ablation_table.log",
     localrule: True
+    conda:
+        "../envs/eval.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../envs/eval.yaml"
+    params:
+        spec=get_ablation_params,
     script:
         "../scripts/make_table.py"
 
@@ -152,12 +152,12 @@ rule plot_table1:
     log:
         "results/logs/plot_table1.log",
     localrule: True
+    conda:
+        "../envs/figures.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../envs/figures.yaml"
     script:
         "../scripts/plot_table1.py"
 
@@ -171,19 +171,19 @@ rule culturebank_grounded:
     output:
         per_item="results/eval/{model}/culturebank_grounded.parquet",
         result="results/eval/{model}/culturebank_grounded.json",
-    params:
-        spec=get_grounded_params,
     log:
         "results/logs/culturebank_grounded/{model}.log",
     benchmark:
         "results/benchmarks/culturebank_grounded/{model}.tsv"
+    conda:
+        "../envs/eval.yaml"
     threads: config["eval"]["threads"]
     resources:
         gres=get_score_gres,
         mem_mb=get_score_resource("mem_mb"),
         runtime=get_score_resource("runtime"),
-    conda:
-        "../envs/eval.yaml"
+    params:
+        spec=get_grounded_params,
     script:
         "../scripts/culturebank_grounded.py"
 
@@ -195,16 +195,16 @@ rule grounded_table:
     output:
         csv=report("results/culturebank_grounded.csv", caption="../report/grounded.rst", category="Tables"),
         sidecar="results/culturebank_grounded.json",
-    params:
-        spec=get_table_params,
     log:
         "results/logs/grounded_table.log",
     localrule: True
+    conda:
+        "../envs/eval.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../envs/eval.yaml"
+    params:
+        spec=get_table_params,
     script:
         "../scripts/make_table.py"

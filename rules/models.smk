@@ -9,19 +9,19 @@ rule build_tiny_model:
         code=code_for("scripts/build_tiny_model.py"),
     output:
         directory(TINY_BASE),
-    params:
-        seed=config["seed"],
-        spec=dict(sorted(config["tiny_model"].items())),
     log:
         "results/logs/build_tiny_model.log",
     benchmark:
         "results/benchmarks/build_tiny_model.tsv"
+    conda:
+        "../envs/train.yaml"
     threads: 1
     resources:
         mem_mb=by_attempt(4000),
         runtime=by_attempt(30),
-    conda:
-        "../envs/train.yaml"
+    params:
+        seed=config["seed"],
+        spec=dict(sorted(config["tiny_model"].items())),
     script:
         "../scripts/build_tiny_model.py"
 
@@ -37,13 +37,12 @@ rule train_model:
     output:
         model=directory("results/train/{model}/model"),
         metrics="results/train/{model}/metrics.json",
-    params:
-        run=get_train_params,
-        checkpoints="results/train/{model}/checkpoints",
     log:
         "results/logs/train_model/{model}.log",
     benchmark:
         "results/benchmarks/train_model/{model}.tsv"
+    conda:
+        "../envs/train.yaml"
     threads: get_train_resource("procs_per_node")
     resources:
         nodes=get_train_resource("nodes"),
@@ -54,8 +53,9 @@ rule train_model:
         mem_mb=get_train_resource("mem_mb"),
         runtime=get_train_resource("runtime"),
         mpi="srun",
-    conda:
-        "../envs/train.yaml"
+    params:
+        run=get_train_params,
+        checkpoints="results/train/{model}/checkpoints",
     shell:
         """
         launch=""
@@ -76,15 +76,15 @@ rule merge_lora:
         code=code_for("scripts/merge_lora.py"),
     output:
         directory("results/train/{model}/merged"),
-    params:
-        base=get_merge_base_id,
     log:
         "results/logs/merge_lora/{model}.log",
+    conda:
+        "../envs/train.yaml"
     threads: 1
     resources:
         mem_mb=by_attempt(8000),
         runtime=by_attempt(60),
-    conda:
-        "../envs/train.yaml"
+    params:
+        base=get_merge_base_id,
     script:
         "../scripts/merge_lora.py"

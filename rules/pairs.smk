@@ -9,19 +9,19 @@ rule embed_ads:
     output:
         emb="results/embeddings/ads.npy",
         ids="results/embeddings/ads.ids.txt",
-    params:
-        batch_size=config["pairs"]["embed_batch_size"],
-        allow_bf16=config["pairs"]["allow_bf16"],
     log:
         "results/logs/embed_ads.log",
     benchmark:
         "results/benchmarks/embed_ads.tsv"
+    conda:
+        "../envs/embed.yaml"
     threads: 2
     resources:
         mem_mb=by_attempt(8000),
         runtime=by_attempt(240),
-    conda:
-        "../envs/embed.yaml"
+    params:
+        batch_size=config["pairs"]["embed_batch_size"],
+        allow_bf16=config["pairs"]["allow_bf16"],
     script:
         "../scripts/embed_ads.py"
 
@@ -35,6 +35,18 @@ rule mine_pairs:
     output:
         pairs="results/pairs/shards/{shard}.parquet",
         report="results/pairs/shards/{shard}.json",
+    log:
+        "results/logs/mine_pairs/{shard}.log",
+    benchmark:
+        "results/benchmarks/mine_pairs/{shard}.tsv"
+    group:
+        "mining"
+    conda:
+        "../envs/embed.yaml"
+    threads: 1
+    resources:
+        mem_mb=by_attempt(8000),
+        runtime=by_attempt(240),
     params:
         n_shards=config["pairs"]["n_shards"],
         low=config["pairs"]["cosine_low"],
@@ -42,17 +54,5 @@ rule mine_pairs:
         min_distance=config["pairs"]["min_distance"],
         unit=config["pairs"]["distance_unit"],
         chunk_rows=config["pairs"]["chunk_rows"],
-    log:
-        "results/logs/mine_pairs/{shard}.log",
-    benchmark:
-        "results/benchmarks/mine_pairs/{shard}.tsv"
-    group:
-        "mining"
-    threads: 1
-    resources:
-        mem_mb=by_attempt(8000),
-        runtime=by_attempt(240),
-    conda:
-        "../envs/embed.yaml"
     script:
         "../scripts/mine_pairs.py"

@@ -11,19 +11,19 @@ rule extract_keywords:
     output:
         keywords="results/tasks/keywords.parquet",
         report="results/tasks/keywords.json",
-    params:
-        top_n=config["tasks"]["keywords"]["top_n"],
-        batch_docs=config["tasks"]["keywords"]["batch_docs"],
     log:
         "results/logs/extract_keywords.log",
     benchmark:
         "results/benchmarks/extract_keywords.tsv"
+    conda:
+        "../envs/embed.yaml"
     threads: 2
     resources:
         mem_mb=by_attempt(6000),
         runtime=by_attempt(240),
-    conda:
-        "../envs/embed.yaml"
+    params:
+        top_n=config["tasks"]["keywords"]["top_n"],
+        batch_docs=config["tasks"]["keywords"]["batch_docs"],
     script:
         "../scripts/extract_keywords.py"
 
@@ -35,18 +35,18 @@ rule split_ads:
     output:
         splits="results/tasks/splits.parquet",
         report="results/tasks/splits.json",
-    params:
-        seed=config["seed"],
-        heldout_page_fraction=config["tasks"]["splits"]["heldout_page_fraction"],
-        cutoff_date=str(config["tasks"]["splits"]["cutoff_date"]),
     log:
         "results/logs/split_ads.log",
+    conda:
+        "../envs/ads.yaml"
     threads: 1
     resources:
         mem_mb=by_attempt(2000),
         runtime=by_attempt(30),
-    conda:
-        "../envs/ads.yaml"
+    params:
+        seed=config["seed"],
+        heldout_page_fraction=config["tasks"]["splits"]["heldout_page_fraction"],
+        cutoff_date=str(config["tasks"]["splits"]["cutoff_date"]),
     script:
         "../scripts/split_ads.py"
 
@@ -59,19 +59,19 @@ rule ad_tasks:
     output:
         samples="results/tasks/samples/ads.parquet",
         report="results/tasks/samples/ads.json",
-    params:
-        tag_audiences=config["tasks"]["tag_audiences"],
-        batch_rows=config["tasks"]["batch_rows"],
     log:
         "results/logs/ad_tasks.log",
     benchmark:
         "results/benchmarks/ad_tasks.tsv"
+    conda:
+        "../envs/ads.yaml"
     threads: 1
     resources:
         mem_mb=by_attempt(4000),
         runtime=by_attempt(120),
-    conda:
-        "../envs/ads.yaml"
+    params:
+        tag_audiences=config["tasks"]["tag_audiences"],
+        batch_rows=config["tasks"]["batch_rows"],
     script:
         "../scripts/ad_tasks.py"
 
@@ -84,21 +84,21 @@ rule pair_tasks:
     output:
         samples="results/tasks/samples/pairs/{shard}.parquet",
         report="results/tasks/samples/pairs/{shard}.json",
-    params:
-        region_min_rank_diff=config["tasks"]["region_min_rank_diff"],
-        min_distance=config["pairs"]["min_distance"],
     log:
         "results/logs/pair_tasks/{shard}.log",
     benchmark:
         "results/benchmarks/pair_tasks/{shard}.tsv"
     group:
         "mining"
+    conda:
+        "../envs/ads.yaml"
     threads: 1
     resources:
         mem_mb=by_attempt(8000),
         runtime=by_attempt(240),
-    conda:
-        "../envs/ads.yaml"
+    params:
+        region_min_rank_diff=config["tasks"]["region_min_rank_diff"],
+        min_distance=config["pairs"]["min_distance"],
     script:
         "../scripts/pair_tasks.py"
 
@@ -111,17 +111,17 @@ rule test_sets:
         test_unseen_advertiser="results/tasks/test/test_unseen_advertiser.parquet",
         test_after_cutoff="results/tasks/test/test_after_cutoff.parquet",
         report="results/tasks/test/report.json",
-    params:
-        seed=config["seed"],
-        min_class_size=config["tasks"]["tap_min_class_size"],
     log:
         "results/logs/test_sets.log",
+    conda:
+        "../envs/ads.yaml"
     threads: 1
     resources:
         mem_mb=by_attempt(4000),
         runtime=by_attempt(120),
-    conda:
-        "../envs/ads.yaml"
+    params:
+        seed=config["seed"],
+        min_class_size=config["tasks"]["tap_min_class_size"],
     script:
         "../scripts/test_sets.py"
 
@@ -131,17 +131,17 @@ rule demo_external:
         code=code_for("scripts/demo_external.py"),
     output:
         DEMO_EXTERNAL,
-    params:
-        seed=config["seed"],
-        n=config["demo"]["n_external"],
     log:
         "results/logs/demo_external.log",
+    conda:
+        "../envs/ads.yaml"
     threads: 1
     resources:
         mem_mb=by_attempt(1000),
         runtime=by_attempt(10),
-    conda:
-        "../envs/ads.yaml"
+    params:
+        seed=config["seed"],
+        n=config["demo"]["n_external"],
     script:
         "../scripts/demo_external.py"
 
@@ -153,19 +153,19 @@ rule make_shards:
         code=code_for("scripts/make_shards.py"),
     output:
         directory("results/shards/{shard_set}"),
-    params:
-        seed=config["seed"],
-        spec=get_shard_set_spec,
-        batch_rows=config["shards"]["batch_rows"],
     log:
         "results/logs/make_shards/{shard_set}.log",
     benchmark:
         "results/benchmarks/make_shards/{shard_set}.tsv"
+    conda:
+        "../envs/ads.yaml"
     threads: 1
     resources:
         mem_mb=by_attempt(8000),
         runtime=by_attempt(240),
-    conda:
-        "../envs/ads.yaml"
+    params:
+        seed=config["seed"],
+        spec=get_shard_set_spec,
+        batch_rows=config["shards"]["batch_rows"],
     script:
         "../scripts/make_shards.py"

@@ -11,20 +11,20 @@ rule eval_train_tasks:
     output:
         metrics="results/train_eval/{model}.json",
         per_item="results/train_eval/{model}.items.parquet",
-    params:
-        model_dir=get_model_dir,
-        spec=get_train_eval_params,
     log:
         "results/logs/eval_train_tasks/{model}.log",
     benchmark:
         "results/benchmarks/eval_train_tasks/{model}.tsv"
+    conda:
+        "../envs/train.yaml"
     threads: 2
     resources:
         gres=get_eval_gres,
         mem_mb=by_attempt(8000),
         runtime=by_attempt(120),
-    conda:
-        "../envs/train.yaml"
+    params:
+        model_dir=get_model_dir,
+        spec=get_train_eval_params,
     script:
         "../scripts/eval_train_tasks.py"
 
@@ -42,11 +42,11 @@ rule train_tasks_table:
     log:
         "results/logs/train_tasks_table.log",
     localrule: True
+    conda:
+        "../envs/ads.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../envs/ads.yaml"
     script:
         "../scripts/train_tasks_table.py"

@@ -141,7 +141,7 @@ class BackgroundRun:
             code = self.proc.wait(timeout=max(1, int(self.started + timeout - time.time())))
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            raise AssertionError(f"snakemake {' '.join(self.args)} ran past {timeout} s")
+            raise AssertionError(f"snakemake {' '.join(self.args)} ran past {timeout} s")  # noqa: B904
         done = subprocess.CompletedProcess(self.proc.args, code, self.out.read_text(), self.err.read_text())
         if code != 0:
             raise AssertionError(f"snakemake {' '.join(self.args)} failed ({code}):\n{done.stdout[-4000:]}\n{done.stderr[-8000:]}")

@@ -28,7 +28,8 @@ def main() -> None:
             started = time.perf_counter()
             out = snakemake(workdir, "all", "-n", "--profile", str(profile), "--configfile", str(configfile)).stdout
             seconds = time.perf_counter() - started
-            counts = {parts[0]: int(parts[1]) for parts in (line.split() for line in out.splitlines()) if len(parts) == 2 and parts[1].isdigit()}
+            counts = {parts[0]: int(parts[1]) for parts in (line.split() for line in out.splitlines())
+                      if len(parts) == 2 and parts[1].isdigit()}
             total = counts["total"]
             grouped = counts.get("ingest_dump", 0) + counts.get("mine_pairs", 0)
             groups = out.count("Group job ")

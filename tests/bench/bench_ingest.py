@@ -103,7 +103,8 @@ def main() -> None:
         print("|---:|---:|---:|---:|---:|---:|")
         for n in args.sizes:
             r = bench(n, workdir)
-            print(f"| {r['n']:,} | {r['mb']:.0f} | {r['t_ingest']:.1f} | {r['n'] / r['t_ingest']:,.0f} | {r['t_merge']:.1f} | {r['rss_mb']:.0f} |")
+            print(f"| {r['n']:,} | {r['mb']:.0f} | {r['t_ingest']:.1f} | {r['n'] / r['t_ingest']:,.0f} "
+                  f"| {r['t_merge']:.1f} | {r['rss_mb']:.0f} |")
             sys.stdout.flush()
 
 

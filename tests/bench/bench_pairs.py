@@ -66,7 +66,8 @@ def naive(page_texts, page_embs, rule):
         if n < 2:
             out.append(set())
             continue
-        found = paraphrase_mining_embeddings(torch.from_numpy(pairs.normalise(emb)), top_k=n, max_pairs=n * n, query_chunk_size=5000, corpus_chunk_size=100000)
+        found = paraphrase_mining_embeddings(torch.from_numpy(pairs.normalise(emb)), top_k=n, max_pairs=n * n, query_chunk_size=5000,
+                                             corpus_chunk_size=100000)
         keep = set()
         for score, i, j in found:
             i, j = min(i, j), max(i, j)
@@ -115,8 +116,10 @@ def main() -> None:
 
     print("| run | ads | pages (largest) | pairs kept | our miner s | naive s | speed-up | peak RSS MB |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    print(f"| all pages | {sum(map(len, page_texts)):,} | {n_pages:,} ({max(map(len, page_texts)):,}) | {n_pairs:,} | {t_ours:.1f} | – | – | {rss_ours:.0f} (from {base_rss:.0f}) |")
-    print(f"| naive subset (identical pair sets) | {total:,} | {len(subset):,} ({largest_naive:,}) | {sum(len(r.i) for r in ours_sub):,} | {t_ours_sub:.2f} | {t_naive_sub:.1f} | {t_naive_sub / t_ours_sub:.0f}x | – |")
+    print(f"| all pages | {sum(map(len, page_texts)):,} | {n_pages:,} ({max(map(len, page_texts)):,}) | {n_pairs:,} "
+          f"| {t_ours:.1f} | – | – | {rss_ours:.0f} (from {base_rss:.0f}) |")
+    print(f"| naive subset (identical pair sets) | {total:,} | {len(subset):,} ({largest_naive:,}) | {sum(len(r.i) for r in ours_sub):,} "
+          f"| {t_ours_sub:.2f} | {t_naive_sub:.1f} | {t_naive_sub / t_ours_sub:.0f}x | – |")
 
 
 if __name__ == "__main__":

@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-from alpha.eval import scoring  # noqa: E402
 from alpha.demo.tiny_model import train_tokenizer  # noqa: E402
+from alpha.eval import scoring  # noqa: E402
 
 
 def make_words(rng: random.Random, n: int) -> list[str]:
@@ -153,7 +153,8 @@ def main() -> None:
         print(f"| per option (harness) | {bs} | {rows} | {t_ref:.2f} | {len(items) / t_ref:,.1f} | 1.0× |")
         print(f"| alpha.eval.scoring | {bs} | {len(items)} | {t_engine:.2f} | {len(items) / t_engine:,.1f} | {t_ref / t_engine:.1f}× |")
         sys.stdout.flush()
-    print(f"\nbest of {args.repeats} interleaved runs; " + "; ".join(notes) + f" (target speed-up ≥ {n_options:.1f}×, the options per question)")
+    print(f"\nbest of {args.repeats} interleaved runs; " + "; ".join(notes)
+          + f" (target speed-up ≥ {n_options:.1f}×, the options per question)")
 
 
 if __name__ == "__main__":

@@ -149,7 +149,8 @@ def main() -> None:
     for path in (args.base, args.shards):
         if not path.is_dir():
             sys.exit(f"{path} does not exist (build the tiny model and the shard set first, e.g. `make`)")
-    device, nproc, params, peak = f"CPU, {args.nproc} ranks (gloo), {os.environ.get('ALPHA_TORCH_THREADS', '1')} torch thread(s) each", args.nproc, None, None
+    device, nproc, params, peak = (f"CPU, {args.nproc} ranks (gloo), {os.environ.get('ALPHA_TORCH_THREADS', '1')} torch thread(s) each",
+                                   args.nproc, None, None)
     if args.gpu:
         import torch
 

@@ -28,9 +28,8 @@ import pyarrow.parquet as pq
 
 from alpha.ads import cleaning as ads
 from alpha.ads import ingest
-from alpha.core import io
 from alpha.ads.cleaning import CleaningOptions
-
+from alpha.core import io
 from fuzz.ad_records import SECRET, Corpus, Written, write_corpus
 
 OPTIONS = CleaningOptions()
@@ -100,7 +99,8 @@ def _check_rows(name: str, report: dict, kept: list, quarantined: list, written:
     if report["in"] != report["parsed_kept"] + report["quarantined"]:
         out.append(Finding("accounting", name, f"in {report['in']} != kept {report['parsed_kept']} + quarantined {report['quarantined']}"))
     if len(kept) != report["parsed_kept"] or len(quarantined) != report["quarantined"]:
-        out.append(Finding("accounting", name, f"Parquet rows {len(kept)}/{len(quarantined)} vs report {report['parsed_kept']}/{report['quarantined']}"))
+        out.append(Finding("accounting", name,
+                           f"Parquet rows {len(kept)}/{len(quarantined)} vs report {report['parsed_kept']}/{report['quarantined']}"))
     reasons = Counter(q["reason"] for q in quarantined)
     if dict(reasons) != report["quarantined_by_reason"]:
         out.append(Finding("reason", name, f"quarantine rows by reason {dict(reasons)} vs report {report['quarantined_by_reason']}"))
@@ -219,13 +219,15 @@ def _check_merge(merged: dict, results: Path) -> list[Finding]:
     kept = pq.read_table(results / "ads.parquet", columns=["ad_id", "source_file"]).to_pylist()
     quarantined = pq.read_table(results / "ads.quarantine.parquet", columns=["source_file", "reason"]).to_pylist()
     dups = pq.read_table(results / "ads.duplicates.parquet", columns=["source_file"]).to_pylist()
-    by_file = {key: Counter(r["source_file"] for r in rows) for key, rows in (("kept", kept), ("quarantined", quarantined), ("duplicates", dups))}
+    by_file = {key: Counter(r["source_file"] for r in rows)
+               for key, rows in (("kept", kept), ("quarantined", quarantined), ("duplicates", dups))}
     for dump, entry in merged["files"].items():
         if entry["in"] != entry["kept"] + entry["quarantined"] + entry["duplicates"]:
             out.append(Finding("accounting", dump, f"in != kept + quarantined + duplicates: {entry}"))
         for key, counts in by_file.items():
             if counts.get(entry["file"], 0) != entry[key]:
-                out.append(Finding("accounting", dump, f"{key}: {counts.get(entry['file'], 0)} rows in the merged output, report says {entry[key]}"))
+                out.append(Finding("accounting", dump,
+                                   f"{key}: {counts.get(entry['file'], 0)} rows in the merged output, report says {entry[key]}"))
     ids = Counter(r["ad_id"] for r in kept)
     if ids and max(ids.values()) > 1:
         out.append(Finding("accounting", "merge", f"ad ids kept twice: {[k for k, v in ids.items() if v > 1][:5]}"))

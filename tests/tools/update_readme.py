@@ -29,7 +29,8 @@ def rulegraph_mermaid() -> str:
     # colours differ between Snakemake versions; keep only the structure
     lines = [line for line in graph.splitlines()[1:] if not line.strip().startswith(("classDef", "class ", "linkStyle"))]
     # Snakemake emits edges in no fixed order: sort so the README only changes when the graph does
-    graph = "\n".join([graph.splitlines()[0], *sorted(line for line in lines if "-->" not in line), *sorted(line for line in lines if "-->" in line)])
+    graph = "\n".join([graph.splitlines()[0], *sorted(line for line in lines if "-->" not in line),
+                       *sorted(line for line in lines if "-->" in line)])
     return f"```mermaid\n---\ntitle: Rule graph (snakemake --rulegraph mermaid-js)\n---\n{graph}\n```"
 
 

@@ -22,7 +22,8 @@ def base(i, **overrides):
         "currency": "USD",
         "spend": {"lower_bound": "100", "upper_bound": "199"},
         "impressions": {"lower_bound": "1000", "upper_bound": "1999"},
-        "demographic_distribution": [{"percentage": "0.5", "age": "18-24", "gender": "male"}, {"percentage": "0.5", "age": "65+", "gender": "female"}],
+        "demographic_distribution": [{"percentage": "0.5", "age": "18-24", "gender": "male"},
+                                     {"percentage": "0.5", "age": "65+", "gender": "female"}],
         "delivery_by_region": [{"percentage": "0.9", "region": "Ohio"}, {"percentage": "0.1", "region": "Unknown"}],
         "ad_snapshot_url": URL.format(id=10**15 + i),
     }
@@ -36,7 +37,9 @@ def base(i, **overrides):
 
 EDGE_CASES = [
     {},
-    {"ad_creative_bodies": ["Visit HTTPS://Shop.Example.com/x?y=1 or WWW.EXAMPLE.ORG\u00a0today  please", "Visit HTTPS://Shop.Example.com/x?y=1 or WWW.EXAMPLE.ORG\u00a0today  please", " ", "Second\u2009frame\tof text"]},
+    {"ad_creative_bodies": ["Visit HTTPS://Shop.Example.com/x?y=1 or WWW.EXAMPLE.ORG\u00a0today  please",
+                            "Visit HTTPS://Shop.Example.com/x?y=1 or WWW.EXAMPLE.ORG\u00a0today  please", " ",
+                            "Second\u2009frame\tof text"]},
     {"ad_creative_bodies": None, "ad_creative_body": "  A legacy single body string  "},
     {"ad_creative_bodies": ["", ""]},
     {"ad_creative_bodies": ["[URL] two words https://x.y"]},
@@ -59,7 +62,8 @@ EDGE_CASES = [
     {"delivery_by_region": [{"percentage": " 0.5", "region": "Iowa"}]},
     {"delivery_by_region": [{"percentage": "0.5"}]},
     {"demographic_distribution": [{"percentage": "0.5", "age": "18-24"}]},
-    {"demographic_distribution": [{"percentage": "x", "age": "18-24", "gender": "male"}], "delivery_by_region": [{"percentage": "y", "region": "Iowa"}]},
+    {"demographic_distribution": [{"percentage": "x", "age": "18-24", "gender": "male"}],
+     "delivery_by_region": [{"percentage": "y", "region": "Iowa"}]},
     {"demographic_distribution": None},
     {"spend": {"lower_bound": "1,000", "upper_bound": "1e4"}},
     {"spend": {"lower_bound": "lots"}},
@@ -163,7 +167,8 @@ def test_byte_order_marks_and_crlf_agree(tmp_path):
     assert_same(reference, fast)
 
 
-@pytest.mark.parametrize("options", [CleaningOptions(min_words=0, drop_unnamed_pages=False, require_demographics=True), CleaningOptions(min_words=8)])
+@pytest.mark.parametrize("options", [CleaningOptions(min_words=0, drop_unnamed_pages=False, require_demographics=True),
+                                     CleaningOptions(min_words=8)])
 def test_options_agree(tmp_path, options):
     records = [base(i, **case) for i, case in enumerate(EDGE_CASES)]
     path = write_lines(tmp_path / "edge.jsonl", records)

@@ -35,7 +35,8 @@ VICUNA_DEFAULT_SYSTEM = (
 # The documented formats, written out by hand (BOS "<s>" and EOS "</s>" are the tiny tokenizer's).
 EXPECTED = {
     ("llama-2", "single"): "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nWhat is the capital of France? [/INST] Paris </s>",
-    ("llama-2", "multi"): "<s>[INST] Who wrote Hamlet? [/INST] William Shakespeare </s><s>[INST] And Macbeth? [/INST] Also Shakespeare </s>",
+    ("llama-2", "multi"):
+        "<s>[INST] Who wrote Hamlet? [/INST] William Shakespeare </s><s>[INST] And Macbeth? [/INST] Also Shakespeare </s>",
     ("llama-3", "single"): (
         "<s><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|>"
         "<|start_header_id|>user<|end_header_id|>\n\nWhat is the capital of France?<|eot_id|>"

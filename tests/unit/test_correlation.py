@@ -85,8 +85,8 @@ def test_correlation_with_bootstrap_ci_and_a_collapse_when_labels_are_shuffled()
 
 
 def test_survey_questions_give_weighted_distributions_per_region_and_age_gender_group(tmp_path):
-    from alpha.eval.loaders.atp import XL_ATTRIBUTES, assign_groups, build_wave, read_wave
     from alpha.demo.surveys import write_demo_atp
+    from alpha.eval.loaders.atp import XL_ATTRIBUTES, assign_groups, build_wave, read_wave
 
     write_demo_atp(tmp_path, seed=3)
     files = sorted(str(p) for p in tmp_path.glob("*.sav"))

@@ -439,7 +439,8 @@ def test_single_object_and_wide_dumps_read_back(demo, parsed, tmp_path):
         want = {e["region"]: float(e["percentage"]) for e in originals[row.ad_id]["delivery_by_region"] if float(e["percentage"])}
         assert dict(zip(row.region_name, row.region_share)) == pytest.approx(want, rel=1e-9)
         cells = {(e["gender"], e["age"]): float(e["percentage"]) for e in originals[row.ad_id]["demographic_distribution"]}
-        assert dict(zip(zip(row.demo_gender, row.demo_age), row.demo_share)) == pytest.approx({k: v for k, v in cells.items() if v}, rel=1e-9)
+        assert dict(zip(zip(row.demo_gender, row.demo_age), row.demo_share)) == pytest.approx(
+            {k: v for k, v in cells.items() if v}, rel=1e-9)
 
 
 def test_library_report_is_refused(demo, tmp_path):

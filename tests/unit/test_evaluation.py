@@ -15,13 +15,11 @@ import pytest
 
 from alpha.core import io
 from alpha.eval import items as prepared_items
-from alpha.eval import prepare
-from alpha.workflow import registry
+from alpha.eval import prepare, tables, task_spec
 from alpha.eval import results as metric_results
-from alpha.eval import task_spec
-from alpha.eval import tables
 from alpha.eval.loaders.atp import TABLE2_WINDOW
 from alpha.eval.scoring import ScoredItem, write_results
+from alpha.workflow import registry
 
 # ------------------------------------------------------------------------------------------- task specs
 

@@ -11,9 +11,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from alpha.eval import grounded  # noqa: E402
 from alpha.core.chat import LLAMA2_TEMPLATE  # noqa: E402
 from alpha.demo.tiny_model import train_tokenizer  # noqa: E402
+from alpha.eval import grounded  # noqa: E402
 
 CORPUS = ["Response: people tip in Japan.\n\nKnowledge: tipping is not customary. Entailment (Yes/No): Yes No"] * 40
 

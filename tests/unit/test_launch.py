@@ -22,7 +22,8 @@ def four_nodes(node_id, **extra):
     """What srun --nodes=4 --ntasks=4 --ntasks-per-node=1 sets on node ``node_id`` of job 123456."""
     return {"SLURM_JOB_ID": "123456", "SLURM_JOB_NODELIST": "gpu[01-04]", "SLURM_NNODES": "4",
             "SLURM_STEP_NODELIST": "gpu[01-04]", "SLURM_STEP_NUM_NODES": "4", "SLURM_STEP_NUM_TASKS": "4",
-            "SLURM_NODEID": str(node_id), "SLURM_LOCALID": "0", "SLURMD_NODENAME": f"gpu{node_id + 1:02}" if isinstance(node_id, int) else "gpu01",
+            "SLURM_NODEID": str(node_id), "SLURM_LOCALID": "0",
+            "SLURMD_NODENAME": f"gpu{node_id + 1:02}" if isinstance(node_id, int) else "gpu01",
             "SLURM_GPUS_ON_NODE": "8", "SLURM_CPUS_ON_NODE": "64", **extra}
 
 

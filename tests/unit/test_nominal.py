@@ -10,9 +10,7 @@ import pandas as pd
 import pyreadstat
 import pytest
 
-from alpha.eval import metrics
-from alpha.eval import prepare
-from alpha.eval import task_spec
+from alpha.eval import metrics, prepare, task_spec
 from alpha.eval.loaders import atp, get_loader
 from alpha.eval.loaders.nominal import NominalRule, label_kind, labels_look_nominal
 

@@ -2,6 +2,7 @@
 import subprocess
 import sys
 from pathlib import Path
+
 import pytest
 
 pytestmark = pytest.mark.workflow  # starts Snakemake: not part of make test-fast
@@ -16,6 +17,7 @@ def test_readme_is_up_to_date():
 
 def test_readme_gives_the_two_commands_and_the_cluster_command():
     text = (ROOT / "README.md").read_text()
-    for command in ("make demo", "make test", "snakemake results/table1.csv --profile slurm --configfile config/paper.yaml", "make slurm-profile"):
+    for command in ("make demo", "make test", "snakemake results/table1.csv --profile slurm --configfile config/paper.yaml",
+                    "make slurm-profile"):
         assert command in text
     assert "not the paper's findings" in text

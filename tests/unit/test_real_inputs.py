@@ -9,8 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from alpha.ads import cleaning as ads
-from alpha.ads import csv_layouts
-from alpha.ads import ingest
+from alpha.ads import csv_layouts, ingest
 from alpha.ads.cleaning import CleaningOptions, Reject
 
 URL = "https://www.facebook.com/ads/archive/render_ad/?id={id}&access_token=SECRETTOKEN"
@@ -395,7 +394,7 @@ def test_literal_cells_that_python_cannot_build_stay_text(tmp_path):
     assert ads.parse_list_cell('["\\ud83d alone", "x"]') == ['["\\ud83d alone", "x"]']  # a lone surrogate: no text
     assert ads.parse_list_cell('["\\ud83d\\ude00 pair"]') == ["\U0001f600 pair"]
     path = tmp_path / "lit.csv"
-    path.write_text(CSV_HEAD + f'1,9,Page,2023-01-02,"{{1, [2]}}","{{[1]: 2}}",,\n'
+    path.write_text(CSV_HEAD + '1,9,Page,2023-01-02,"{1, [2]}","{[1]: 2}",,\n'
                     + f'2,9,Page,2023-01-02,"[""\\ud83d four words here""]","{REGIONS.replace(chr(34), 2 * chr(34))}",,\n')
     _, kept, quarantined = run(tmp_path, ingest.DumpSpec("lit", path))  # crashed: TypeError, then a UTF-8 error
     assert [q["reason"] for q in quarantined] == ["too_short"] and kept[0]["body"] == '["\\ud83d four words here"]'
@@ -432,7 +431,8 @@ def test_doubled_and_spaced_byte_order_marks_read_alike_both_ways(tmp_path):
     bom = b"\xef\xbb\xbf"
     lines = [json.dumps(ad(i)).encode() for i in range(4)]
     path = tmp_path / "boms.jsonl"
-    path.write_bytes(bom + bom + lines[0] + b"\n" + b" " + bom + b" \n" + lines[1] + b"\n" + bom + b" " + bom + lines[2] + b"\n" + lines[3] + b"\n")
+    path.write_bytes(bom + bom + lines[0] + b"\n" + b" " + bom + b" \n" + lines[1] + b"\n"
+                     + bom + b" " + bom + lines[2] + b"\n" + lines[3] + b"\n")
     report, kept, _ = both_paths(tmp_path, path)  # the per-record path quarantined the doubled BOM, the other kept it
     assert report["in"] == 4 and len(kept) == 4
 

@@ -12,9 +12,9 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from alpha.eval import scoring  # noqa: E402
 from alpha.core.chat import LLAMA2_TEMPLATE, render  # noqa: E402
 from alpha.demo.tiny_model import train_tokenizer  # noqa: E402
+from alpha.eval import scoring  # noqa: E402
 
 CORPUS = [
     "Question: How much do you trust the federal government to do what is right?",
@@ -44,7 +44,8 @@ def make_items(n: int = 17, seed: int = 0) -> list[dict]:
             prompt += "Assistant: If I had to select one of the options, my answer would be ("
         elif kind == 2:
             labels = ["E", "N", "C"]
-            prompt = f"Premise: {question}.\n  Hypothesis: people.\n  (E) Entail \n  (N) Neutral\n  (C) Contradict\n\n  Your Answer (E/N/C): ("
+            prompt = (f"Premise: {question}.\n  Hypothesis: people.\n  (E) Entail \n  (N) Neutral\n  (C) Contradict\n\n"
+                      "  Your Answer (E/N/C): (")
         else:
             labels = ["Yes", "No"]
             prompt = f"Do most people agree that {question}? Answer with Yes or No:"

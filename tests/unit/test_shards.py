@@ -9,8 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from alpha.core.io import PARQUET_OPTIONS
-from alpha.tasks import shards
-from alpha.tasks import sharegpt
+from alpha.tasks import shards, sharegpt
 from alpha.tasks.samples import ROW_GROUP_ROWS, SAMPLE_SCHEMA, TEST_AFTER_CUTOFF, TEST_UNSEEN_ADVERTISER, TRAIN, family_of
 
 
@@ -296,7 +295,8 @@ def big_table(n):
     ids = pa.array([f"TAG:{i}" for i in k])
     content = pa.array([f"answer number {i} " + "x" * 80 for i in k])
     role = pa.array(["assistant"] * n)
-    messages = pa.ListArray.from_arrays(pa.array(k, pa.int32()).to_numpy().tolist() + [n], pa.StructArray.from_arrays([role, content], ["role", "content"]))
+    messages = pa.ListArray.from_arrays(pa.array(k, pa.int32()).to_numpy().tolist() + [n],
+                                        pa.StructArray.from_arrays([role, content], ["role", "content"]))
     columns = {"id": ids, "task": pa.array(["TAG"] * n), "family": pa.array(["TAG"] * n), "split": pa.array([TRAIN] * n),
                "page_id": pa.array(["p"] * n), "ad_ids": pa.array([[]] * n, pa.list_(pa.string())), "label": pa.nulls(n, pa.string()),
                "source": pa.array(["alpha"] * n), "messages": messages}

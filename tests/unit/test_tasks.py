@@ -5,8 +5,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from alpha.tasks import prompts
 from alpha.tasks import builders as tasks
+from alpha.tasks import prompts
 from alpha.tasks.prompts import Audience
 from alpha.tasks.samples import SAMPLE_SCHEMA, TEST_AFTER_CUTOFF, TEST_UNSEEN_ADVERTISER, TRAIN
 from alpha.tasks.splits import page_held_out, split_ads, split_of
@@ -34,7 +34,8 @@ def test_spend_and_dates_text():
     [
         ("TAP-G", "male", "Best target audience for this ad is Male."),
         ("TAP-A", "55-64", "Best target age group for this ad is the audience aged 55-64."),
-        ("TAP-R", ["Massachusetts", "New York", "Vermont"], "Top 3 states where the ad will perform best are Massachusetts, New York, Vermont."),
+        ("TAP-R", ["Massachusetts", "New York", "Vermont"],
+         "Top 3 states where the ad will perform best are Massachusetts, New York, Vermont."),
     ],
 )
 def test_tap_templates_round_trip(task, label, text):
@@ -176,7 +177,8 @@ def write_inputs(tmp_path, rows, segs, splits_by_ad):
     segments = tmp_path / "segments.parquet"
     pq.write_table(pa.Table.from_pylist(seg_rows), segments)
     spl = tmp_path / "splits.parquet"
-    pq.write_table(pa.table({"ad_id": [r["ad_id"] for r in rows], "page_id": [r["page_id"] for r in rows], "split": [splits_by_ad[r["ad_id"]] for r in rows]}), spl)
+    pq.write_table(pa.table({"ad_id": [r["ad_id"] for r in rows], "page_id": [r["page_id"] for r in rows],
+                             "split": [splits_by_ad[r["ad_id"]] for r in rows]}), spl)
     return ads, segments, spl
 
 
@@ -210,10 +212,12 @@ def test_pair_tasks_drop_pairs_straddling_splits_and_apply_the_distance(tmp_path
 
 def test_pair_tasks_distance_exactly_at_the_threshold_gives_no_ts(tmp_path):
     rows = [ad_row("a"), ad_row("b")]
-    segs = [seg(ad_id="a", cells=["male 18-24"], cell_idx=[1.0], spend=1.0), seg(ad_id="b", cells=["male 18-24"], cell_idx=[2.0], spend=2.0)]
+    segs = [seg(ad_id="a", cells=["male 18-24"], cell_idx=[1.0], spend=1.0),
+            seg(ad_id="b", cells=["male 18-24"], cell_idx=[2.0], spend=2.0)]
     ads, segments, spl = write_inputs(tmp_path, rows, segs, {"a": TRAIN, "b": TRAIN})
     pairs = tmp_path / "pairs.parquet"
-    pq.write_table(pa.table({"page_id": ["p1"], "ad_id_1": ["a"], "ad_id_2": ["b"], "cosine": [0.9], "distance": pa.array([15], pa.int32())}), pairs)
+    pq.write_table(pa.table({"page_id": ["p1"], "ad_id_1": ["a"], "ad_id_2": ["b"], "cosine": [0.9],
+                             "distance": pa.array([15], pa.int32())}), pairs)
     report = tasks.build_pair_tasks(pairs, ads, segments, spl, tmp_path / "s.parquet", RULES)
     assert pq.read_table(tmp_path / "s.parquet").num_rows == 0 and report["skipped"]["TS:distance_too_small"] == 1
 

@@ -8,8 +8,8 @@ from collections import Counter
 
 import pytest
 
-from alpha.tasks import prompts
 from alpha.tasks import builders as tasks
+from alpha.tasks import prompts
 from alpha.train import textgen_metrics as tm
 
 # ---------------------------------------------------------------- BLEU
@@ -27,7 +27,8 @@ def test_bleu_small_case_by_hand():
     # 3-grams 5/6 ("over the dog" missing); 4-grams 4/5 ("jumps over the dog" missing)
     # BP = exp(1 - 9/8); BLEU = 100 * BP * (8/8 * 6/7 * 5/6 * 4/5) ** (1/4) = 76.728
     expected = 100 * math.exp(1 - 9 / 8) * (1 * 6 / 7 * 5 / 6 * 4 / 5) ** 0.25
-    assert tm.bleu(["the quick brown fox jumps over the dog"], ["the quick brown fox jumps over the lazy dog"]) == pytest.approx(expected, abs=1e-9)
+    assert tm.bleu(["the quick brown fox jumps over the dog"],
+                   ["the quick brown fox jumps over the lazy dog"]) == pytest.approx(expected, abs=1e-9)
     assert expected == pytest.approx(76.728, abs=1e-3)
 
 
@@ -169,7 +170,8 @@ def official(few_threads):
     from bert_score import BERTScorer
 
     def score(hyps, refs, layer):
-        scorer = BERTScorer(model_type=tm.default_bertscore_model_path(), num_layers=layer, idf=False, rescale_with_baseline=False, device="cpu")
+        scorer = BERTScorer(model_type=tm.default_bertscore_model_path(), num_layers=layer, idf=False, rescale_with_baseline=False,
+                            device="cpu")
         p, r, f = scorer.score(list(hyps), list(refs), batch_size=1)
         return {"P": p.tolist(), "R": r.tolist(), "F1": f.tolist()}
 

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from alpha.core import chat
-from alpha.train import finetune as train
 from alpha.core.chat import IGNORE_INDEX
 from alpha.demo.tiny_model import train_tokenizer
+from alpha.train import finetune as train
 from alpha.train.finetune import Recipe, ShardStream
 
 REPO = Path(__file__).resolve().parents[2]

@@ -870,6 +870,8 @@ def delivery_views(ad_row: Mapping[str, Any], census: Census) -> tuple[pd.Series
         index=pd.Index(np.array(CELL_NAMES, dtype=object)[cmask], dtype=object, name="segment"),
         name="delivery_share",
     )
-    state_index = pd.Series(row["state_index_ranked"], index=pd.Index(row["state_ranked"], dtype=object, name="state"), name="per_capita_index", dtype=float)
-    ag_index = pd.Series(row["age_gender_index_ranked"], index=pd.Index(row["age_gender_ranked"], dtype=object, name="segment"), name="per_capita_index", dtype=float)
+    state_index = pd.Series(row["state_index_ranked"], index=pd.Index(row["state_ranked"], dtype=object, name="state"),
+                            name="per_capita_index", dtype=float)
+    ag_index = pd.Series(row["age_gender_index_ranked"], index=pd.Index(row["age_gender_ranked"], dtype=object, name="segment"),
+                         name="per_capita_index", dtype=float)
     return state_raw, state_index, ag_raw, ag_index

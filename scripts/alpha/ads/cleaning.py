@@ -38,7 +38,8 @@ DOCUMENT_ID = "_id"
 
 # The characters str.split() treats as whitespace, spelled out so that the vectorised twin
 # (alpha.ads.arrow, RE2 syntax) uses exactly the same set.
-WHITESPACE = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
+              "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
 URL_PATTERN = "(?:https?://|www\\.)[^<>\"'" + WHITESPACE + "]+"
 URL_RE = re.compile(URL_PATTERN, re.IGNORECASE)
 # Every unambiguous date form real exports use: ISO dates with or without zero padding (2023-5-13),
@@ -56,7 +57,8 @@ TOKEN_PATTERN = "[?&]?access_token(?:=|%3D)[^&#<>\"'" + WHITESPACE + "]*"
 TOKEN_RE = re.compile(TOKEN_PATTERN, re.IGNORECASE)
 SNAPSHOT_ID_RE = re.compile(r"[?&]id=(\d+)")
 # A page's own URL: facebook.com/<digits>, /profile.php?id=<digits> or /pages/<name>/<digits>
-PAGE_URL_ID_RE = re.compile(r"facebook\.com/(?:profile\.php\?(?:[^#]*&)?id=|pages/[^/?#]+/|people/[^/?#]+/)?([0-9]{5,20})(?:[/?#&]|$)", re.I)
+PAGE_URL_ID_RE = re.compile(r"facebook\.com/(?:profile\.php\?(?:[^#]*&)?id=|pages/[^/?#]+/|people/[^/?#]+/)?([0-9]{5,20})(?:[/?#&]|$)",
+                            re.I)
 # Ids a spreadsheet turned into numbers: 1.29585E+14 (digits lost) or 129585123456789.0 (digits kept
 # while below 2**53, the largest integer a double holds exactly).
 SCIENTIFIC_ID_RE = re.compile(r"[0-9](?:\.[0-9]*)?[eE]\+?[0-9]+")
@@ -538,5 +540,6 @@ def normalise_record(
         "id_source": id_source,  # counted in the report, not a column
         "page_id_source": page_id_source,
         # a date written in no accepted form beside a usable one: kept as null, counted in the report
-        "unparsed_dates": tuple(k for k, day in zip(DATE_FIELDS, (created, written_start, stop)) if day is None and not is_blank(rec.get(k))),
+        "unparsed_dates": tuple(k for k, day in zip(DATE_FIELDS, (created, written_start, stop))
+                                if day is None and not is_blank(rec.get(k))),
     }

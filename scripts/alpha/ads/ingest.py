@@ -381,7 +381,8 @@ def read_csv(spec: DumpSpec, unmapped_out: list[str], notes: dict | None = None)
                 yield RawRecord(index, None, raw, f"malformed_row: {error}")
                 continue
             if len(row) != len(header):
-                yield RawRecord(index, None, raw, f"malformed_row: {len(row)} cells, the header has {len(header)} (a cut or misaligned line)")
+                yield RawRecord(index, None, raw,
+                                f"malformed_row: {len(row)} cells, the header has {len(header)} (a cut or misaligned line)")
                 continue
             if any(_SURROGATE.search(c) for c in row):
                 yield RawRecord(index, None, raw, f"bad_encoding: bytes that are not {text.encoding} text")
@@ -411,7 +412,8 @@ def read_csv(spec: DumpSpec, unmapped_out: list[str], notes: dict | None = None)
                     counts["wide_demographics_from_marginals"] += from_marginals
             ad_id = ads.resolve_ad_id(rec.get("id"), rec.get("ad_snapshot_url"), rec.get("_id"))
             if ad_id:
-                if ("demographic_distribution" not in rec and ad_id in bad_demos) or ("delivery_by_region" not in rec and ad_id in bad_regions):
+                if (("demographic_distribution" not in rec and ad_id in bad_demos)
+                        or ("delivery_by_region" not in rec and ad_id in bad_regions)):
                     yield RawRecord(index, None, raw, f"bad_encoding: a side-table row of ad {ad_id} holds bytes that are not text")
                     continue
                 if "demographic_distribution" not in rec and ad_id in demos:
@@ -675,7 +677,8 @@ def ingest_dump(
                     sink.record(raw)
                     progress(sink.n_in)
     except UnicodeDecodeError as err:
-        raise IngestError(f"{spec.path}: not {spec.encoding or 'UTF-8'} text ({err}); set ads.dumps[].encoding or re-encode the file") from None
+        raise IngestError(f"{spec.path}: not {spec.encoding or 'UTF-8'} text ({err}); "
+                          "set ads.dumps[].encoding or re-encode the file") from None
     if sink.n_in == 0:
         raise IngestError(f"{spec.path}: no records in the file")
     if sink.n_objects == 0:

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sys
-import math
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path

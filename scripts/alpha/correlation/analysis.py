@@ -32,7 +32,6 @@ import pandas as pd
 from alpha.core.groups import AGE_MAP, CENSUS_REGIONS, PEW_AGES, STATE_REGION
 from alpha.eval.distributions import normalised_wd
 
-
 # ----------------------------------------------------------------------------------------- behaviour
 
 def rank_matrix(ranked_lists: Iterable[Sequence[str] | None]) -> pd.DataFrame:

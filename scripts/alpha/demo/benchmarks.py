@@ -83,9 +83,12 @@ def _goqa_question(kind: str, rng: np.random.Generator) -> str:
     if kind == "yes_no":
         return f"Have you ever contacted a public official about {_pick(rng, GOQA_ISSUES)}?"
     if kind == "favor":
-        return f"Please tell me if you have a very favorable, somewhat favorable, somewhat unfavorable, or very unfavorable opinion of {_pick(rng, GOQA_TOPICS)}."
+        return ("Please tell me if you have a very favorable, somewhat favorable, somewhat unfavorable, or very unfavorable opinion of "
+                f"{_pick(rng, GOQA_TOPICS)}.")
     if kind == "important":
-        return f"For each of the following, indicate how important it is in your life. Would you say it is very important, rather important, not very important or not important at all? - {_pick(rng, GOQA_VALUES).capitalize()}"
+        return ("For each of the following, indicate how important it is in your life. Would you say it is very important, "
+                "rather important, not very important or not important at all? - "
+                f"{_pick(rng, GOQA_VALUES).capitalize()}")
     if kind == "numeric_int":
         return f"On a scale from 1 (not at all) to 5 (completely), how much confidence do you have in {_pick(rng, GOQA_TOPICS)}?"
     return f"How often, if at all, do you think about {_pick(rng, GOQA_ISSUES)}? (1 = never, 4 = very often)"

@@ -538,7 +538,7 @@ def write_demo_gss(out_dir: str | os.PathLike, seed: int = 0, lean: Mapping[str,
             if name == "gunlaw":  # split ballot from 1988: a third not asked
                 col[asked & (years >= 1988) & (qrng.random(n) < 0.33)] = "i"
             data[name] = col
-            labels[name] = {**{float(c): l for c, l in opts.items()}, "d": "dk", "i": "iap", "n": "na",
+            labels[name] = {**{float(c): text for c, text in opts.items()}, "d": "dk", "i": "iap", "n": "na",
                             "y": "not available in this year"}
             missing_user[name] = ["d", "i", "n", "y"]
         elif convention == "old089":
@@ -547,7 +547,7 @@ def write_demo_gss(out_dir: str | os.PathLike, seed: int = 0, lean: Mapping[str,
             col[(u >= 0.04) & (u < 0.05)] = 9.0
             col[~asked] = 0.0
             data[name] = col
-            labels[name] = {0.0: "iap", **{float(c): l for c, l in opts.items()}, 8.0: "dk", 9.0: "na"}
+            labels[name] = {0.0: "iap", **{float(c): text for c, text in opts.items()}, 8.0: "dk", 9.0: "na"}
         elif convention == "negative":
             col = value.copy()
             col[u < 0.04] = -98.0
@@ -555,12 +555,12 @@ def write_demo_gss(out_dir: str | os.PathLike, seed: int = 0, lean: Mapping[str,
             col[~asked] = -100.0
             data[name] = col
             labels[name] = {-100.0: ".i:  Inapplicable", -99.0: ".n:  No answer", -98.0: ".d:  Do not Know/Cannot Choose",
-                            **{float(c): l for c, l in opts.items()}}
+                            **{float(c): text for c, text in opts.items()}}
         else:  # childs: 0 "none" and 8 "eight or more" are answers, 9 "dk, na" is missing
             col = value.copy()
             col[u < 0.02] = 9.0
             data[name] = col
-            labels[name] = {**{float(c): l for c, l in opts.items()}, 9.0: "dk, na"}
+            labels[name] = {**{float(c): text for c, text in opts.items()}, 9.0: "dk, na"}
         var_labels[name] = label
     data["relig"] = rng.choice([1.0, 2.0, 3.0, 4.0, 5.0, 98.0], size=n, p=[0.5, 0.25, 0.02, 0.15, 0.06, 0.02])
     labels["relig"] = {1.0: "protestant", 2.0: "catholic", 3.0: "jewish", 4.0: "none", 5.0: "other", 98.0: "dk",

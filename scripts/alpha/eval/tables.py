@@ -14,9 +14,9 @@ import os
 from typing import Any, Iterable, Mapping, Sequence
 
 from alpha.core import io
-from alpha.eval.results import table_cells
 from alpha.eval.columns import TABLE1_COLUMNS, TABLE2_VALUE
 from alpha.eval.metrics import MetricResult, check_variants
+from alpha.eval.results import table_cells
 
 MODEL_COLUMN = "Model"
 GROUNDED_COLUMNS = ("CultureBank Reddit (grounded)", "CultureBank TikTok (grounded)")

@@ -17,8 +17,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from alpha.tasks import prompts
 from alpha.core.io import iter_parquet_batches
+from alpha.tasks import prompts
 from alpha.tasks.prompts import Audience
 from alpha.tasks.samples import SAMPLE_SCHEMA, TEST_SPLITS, SampleWriter, family_of, stable_key
 from alpha.tasks.splits import pair_split
@@ -134,7 +134,8 @@ def aligned_batches(sources: Sequence[tuple[str, list[str]]], batch_rows: int) -
 # ---------------------------------------------------------------- TAG and TAP
 
 
-def tag_samples(ad: dict, facts: AdFacts, split: str, keywords: list[str], audiences: Sequence[Sequence[str]], skipped: Counter) -> Iterator[dict]:
+def tag_samples(ad: dict, facts: AdFacts, split: str, keywords: list[str], audiences: Sequence[Sequence[str]],
+                skipped: Counter) -> Iterator[dict]:
     spend = prompts.spend_text(ad["spend_lower"], ad["spend_upper"], ad["currency"])
     dates = prompts.dates_text(ad["delivery_start"], ad["delivery_stop"])
     for combo in audiences:
@@ -164,19 +165,22 @@ def tap_samples(ad: dict, facts: AdFacts, split: str, skipped: Counter) -> Itera
         yield _sample(task, split, ad["page_id"], [ad["ad_id"]], msgs, label=label)
 
 
-def build_ad_tasks(ads_parquet, segments_parquet, keywords_parquet, splits_parquet, out_parquet, tag_audiences: Sequence[Sequence[str]], batch_rows: int = 20000) -> dict:
+def build_ad_tasks(ads_parquet, segments_parquet, keywords_parquet, splits_parquet, out_parquet, tag_audiences: Sequence[Sequence[str]],
+                   batch_rows: int = 20000) -> dict:
     """TAG (one sample per ad and audience combination) and TAP-G/A/R (one each) per ad."""
     for combo in tag_audiences:
         unknown = set(combo) - set(AUDIENCE_VARIABLES)
         if unknown or not combo:
             raise ValueError(f"TAG audience {list(combo)}: use a non-empty combination of {AUDIENCE_VARIABLES}")
-    sources = [(ads_parquet, AD_COLUMNS), (segments_parquet, SEGMENT_COLUMNS), (keywords_parquet, ["ad_id", "keywords"]), (splits_parquet, ["ad_id", "split"])]
+    sources = [(ads_parquet, AD_COLUMNS), (segments_parquet, SEGMENT_COLUMNS), (keywords_parquet, ["ad_id", "keywords"]),
+               (splits_parquet, ["ad_id", "split"])]
     counts: Counter = Counter()
     skipped: Counter = Counter()
     n_ads = 0
     with SampleWriter(out_parquet) as writer:
         for ads, segs, kws, spl in aligned_batches(sources, batch_rows):
-            for ad, seg, kw, split in zip(ads.to_pylist(), segs.to_pylist(), kws.column("keywords").to_pylist(), spl.column("split").to_pylist()):
+            for ad, seg, kw, split in zip(ads.to_pylist(), segs.to_pylist(), kws.column("keywords").to_pylist(),
+                                          spl.column("split").to_pylist()):
                 facts = ad_facts(seg, ad["currency"])
                 for sample in (*tag_samples(ad, facts, split, kw or [], tag_audiences, skipped), *tap_samples(ad, facts, split, skipped)):
                     writer.add(sample)
@@ -227,7 +231,8 @@ def transsuasion_samples(a: dict, b: dict, fa: AdFacts, fb: AdFacts, split: str,
     ea, eb = fa.cell_index[cell], fb.cell_index[cell]
     if ea != eb:
         lo, hi = (a, b) if ea < eb else (b, a)
-        yield _sample("TS-E", split, a["page_id"], [lo["ad_id"], hi["ad_id"]], prompts.transsuasion("TS-E", audience, lo["page_name"], lo["body"], hi["body"]))
+        yield _sample("TS-E", split, a["page_id"], [lo["ad_id"], hi["ad_id"]],
+                      prompts.transsuasion("TS-E", audience, lo["page_name"], lo["body"], hi["body"]))
     else:
         skipped["TS-E:equal_engagement"] += 1
     if fa.currency != fb.currency or fa.spend_mid is None or fb.spend_mid is None:
@@ -236,7 +241,8 @@ def transsuasion_samples(a: dict, b: dict, fa: AdFacts, fb: AdFacts, split: str,
         skipped["TS-B:equal_spend"] += 1
     else:
         lo, hi = (a, b) if fa.spend_mid < fb.spend_mid else (b, a)
-        yield _sample("TS-B", split, a["page_id"], [lo["ad_id"], hi["ad_id"]], prompts.transsuasion("TS-B", audience, lo["page_name"], lo["body"], hi["body"]))
+        yield _sample("TS-B", split, a["page_id"], [lo["ad_id"], hi["ad_id"]],
+                      prompts.transsuasion("TS-B", audience, lo["page_name"], lo["body"], hi["body"]))
 
 
 def _read_pages(path, columns: list[str], pages: list[str]) -> pa.Table:
@@ -259,10 +265,12 @@ def build_pair_tasks(pairs_parquet, ads_parquet, segments_parquet, splits_parque
     counts: Counter = Counter()
     skipped: Counter = Counter()
     with SampleWriter(out_parquet) as writer:
-        for k, (a_id, b_id, distance) in enumerate(zip(pairs.column("ad_id_1").to_pylist(), pairs.column("ad_id_2").to_pylist(), pairs.column("distance").to_pylist())):
+        for k, (a_id, b_id, distance) in enumerate(zip(pairs.column("ad_id_1").to_pylist(), pairs.column("ad_id_2").to_pylist(),
+                                                       pairs.column("distance").to_pylist())):
             missing = [x for x in (a_id, b_id) if x not in facts or x not in split_of]
             if missing:
-                raise ValueError(f"{pairs_parquet}: ad {missing[0]} is not in {ads_parquet}/{segments_parquet}/{splits_parquet}; rerun mine_pairs")
+                raise ValueError(f"{pairs_parquet}: ad {missing[0]} is not in {ads_parquet}/{segments_parquet}/{splits_parquet}; "
+                                 "rerun mine_pairs")
             split = pair_split(split_of[a_id], split_of[b_id])
             if split is None:
                 skipped["pair:straddles_splits"] += 1
@@ -314,7 +322,8 @@ def build_test_sets(sample_files: Sequence, out_by_split: dict, seed: int, min_c
     tap: dict[tuple[str, str], tuple[list, list]] = defaultdict(lambda: ([], []))
     for path in sample_files:
         for batch in iter_parquet_batches(path, batch_rows, ["id", "family", "task", "split", "label"]):
-            for sample_id, family, task, split, label in zip(*(batch.column(c).to_pylist() for c in ("id", "family", "task", "split", "label"))):
+            for sample_id, family, task, split, label in zip(
+                    *(batch.column(c).to_pylist() for c in ("id", "family", "task", "split", "label"))):
                 if family == "TAP" and split in TEST_SPLITS:
                     tap[(split, task)][0].append(sample_id)
                     tap[(split, task)][1].append(label)

@@ -141,7 +141,8 @@ def _texts(texts: Sequence[str | None]) -> list[str]:
     return [t or "" for t in texts]
 
 
-def keywords_batched(kw, texts: Sequence[str | None], doc_embeddings: np.ndarray, top_n: int, batch_docs: int, cache: WordCache) -> list[list[str]]:
+def keywords_batched(kw, texts: Sequence[str | None], doc_embeddings: np.ndarray, top_n: int, batch_docs: int,
+                     cache: WordCache) -> list[list[str]]:
     """:func:`extract_keywords` with a KeyBERT instance and a cache the caller keeps (and reads counts from)."""
     if len(texts) != len(doc_embeddings):
         raise ValueError(f"{len(texts)} texts but {len(doc_embeddings)} document embeddings")

@@ -10,7 +10,14 @@ import pyarrow as pa
 
 from alpha.core.io import PARQUET_OPTIONS
 from alpha.tasks.names import (  # noqa: F401  (the names travel with the sample record)
-    EXTERNAL_FAMILY, FAMILIES, SPLITS, TASKS, TEST_AFTER_CUTOFF, TEST_SPLITS, TEST_UNSEEN_ADVERTISER, TRAIN,
+    EXTERNAL_FAMILY,
+    FAMILIES,
+    SPLITS,
+    TASKS,
+    TEST_AFTER_CUTOFF,
+    TEST_SPLITS,
+    TEST_UNSEEN_ADVERTISER,
+    TRAIN,
 )
 
 MESSAGE_TYPE = pa.struct([("role", pa.string()), ("content", pa.string())])

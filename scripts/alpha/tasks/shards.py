@@ -256,7 +256,8 @@ class ExternalPlan:
 def plan_external(ext: External, n_behavioural: int, seed: int, batch_rows: int) -> ExternalPlan:
     requested = math.floor(ext.ratio * n_behavioural + 0.5)
     dataset = load_sharegpt(ext.path, ext.name)
-    select = np.concatenate([np.empty(0, np.uint64)] + [sample_keys(seed, ids)[0] for ids in _chunks((r["id"] for r in dataset), batch_rows)])
+    select = np.concatenate([np.empty(0, np.uint64)]
+                            + [sample_keys(seed, ids)[0] for ids in _chunks((r["id"] for r in dataset), batch_rows)])
     cut, need = cut_for(select, requested)
     if need:
         cut = break_tie(cut, need, ((ids, sample_keys(seed, ids)[0]) for ids in _chunks((r["id"] for r in dataset), batch_rows)))

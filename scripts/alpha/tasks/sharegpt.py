@@ -243,23 +243,33 @@ class _TextBuffer:
 
 _TOPICS = [
     ("How do I keep basil alive on a windowsill?",
-     "Give it at least six hours of direct light, water when the top centimetre of soil is dry, and pinch off flower buds so the plant keeps producing leaves.",
+     "Give it at least six hours of direct light, water when the top centimetre of soil is dry, "
+     "and pinch off flower buds so the plant keeps producing leaves.",
      "Should I use tap water?", "Tap water is fine; let it stand overnight if yours is heavily chlorinated."),
     ("What is the difference between a list and a tuple in Python?",
-     "A list is mutable: you can append, remove or change items. A tuple is immutable, which makes it hashable and usable as a dictionary key.",
-     "Which one is faster?", "Tuples are slightly faster to create and iterate, but the difference rarely matters; choose by whether the data should change."),
+     "A list is mutable: you can append, remove or change items. "
+     "A tuple is immutable, which makes it hashable and usable as a dictionary key.",
+     "Which one is faster?",
+     "Tuples are slightly faster to create and iterate, but the difference rarely matters; choose by whether the data should change."),
     ("Can you suggest a quick vegetarian dinner?",
-     "Try a chickpea and spinach curry: fry onion, garlic and ginger, add curry paste, a tin of chickpeas, a tin of tomatoes and a handful of spinach, and simmer for fifteen minutes.",
+     "Try a chickpea and spinach curry: fry onion, garlic and ginger, add curry paste, a tin of chickpeas, "
+     "a tin of tomatoes and a handful of spinach, and simmer for fifteen minutes.",
      "What can I serve it with?", "Rice, naan or flatbread all work; a spoon of yoghurt on top balances the heat."),
     ("Explain compound interest simply.",
-     "Compound interest means you earn interest on your interest: each period the interest is added to the balance, so the next period's interest is computed on a larger amount.",
-     "How often is it compounded?", "That depends on the account: yearly, monthly or daily. More frequent compounding gives a slightly higher return."),
+     "Compound interest means you earn interest on your interest: each period the interest is added to the balance, "
+     "so the next period's interest is computed on a larger amount.",
+     "How often is it compounded?",
+     "That depends on the account: yearly, monthly or daily. More frequent compounding gives a slightly higher return."),
     ("How do I write a polite follow-up email after an interview?",
-     "Thank the interviewer within a day, mention one specific thing you discussed, restate your interest in the role and keep it to a few sentences.",
+     "Thank the interviewer within a day, mention one specific thing you discussed, "
+     "restate your interest in the role and keep it to a few sentences.",
      "Is it okay to ask about the timeline?", "Yes, briefly: one sentence asking when they expect to make a decision is perfectly polite."),
     ("Why is the sky blue?",
-     "Sunlight is scattered by air molecules, and shorter blue wavelengths scatter much more than red ones, so blue light reaches your eyes from every direction of the sky.",
-     "Then why are sunsets red?", "At sunset light crosses much more atmosphere, so most blue is scattered away before it reaches you and the remaining light is red and orange."),
+     "Sunlight is scattered by air molecules, and shorter blue wavelengths scatter much more than red ones, "
+     "so blue light reaches your eyes from every direction of the sky.",
+     "Then why are sunsets red?",
+     "At sunset light crosses much more atmosphere, so most blue is scattered away before it reaches you "
+     "and the remaining light is red and orange."),
     ("What are good habits for better sleep?",
      "Keep a regular schedule, keep the bedroom dark and cool, avoid caffeine after midday and put screens away an hour before bed.",
      "Does exercise help?", "Regular exercise helps most people fall asleep faster, as long as it is not intense right before bedtime."),

@@ -56,7 +56,8 @@ def split_ads(ads_parquet, out_parquet, seed: int, heldout_page_fraction: float,
                 splits.append(split)
                 pages[split].add(page)
             counts.update(splits)
-            writer.write_table(pa.table([batch.column("ad_id"), batch.column("page_id"), pa.array(splits, pa.string())], schema=SPLITS_SCHEMA))
+            writer.write_table(pa.table([batch.column("ad_id"), batch.column("page_id"), pa.array(splits, pa.string())],
+                                        schema=SPLITS_SCHEMA))
     report = {
         "seed": seed,
         "heldout_page_fraction": heldout_page_fraction,

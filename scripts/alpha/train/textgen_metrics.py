@@ -135,7 +135,8 @@ class BertScorer:
     pairs in its batch; and under transformers 5 it crashes on an empty text.
     """
 
-    def __init__(self, model_path: str | None = None, num_layers: int = BERTSCORE_LAYER, device: str = "cpu", match_special_tokens: bool = True):
+    def __init__(self, model_path: str | None = None, num_layers: int = BERTSCORE_LAYER, device: str = "cpu",
+                 match_special_tokens: bool = True):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from transformers import AutoModel, AutoTokenizer
 
@@ -229,7 +230,8 @@ class BertScorer:
 
 
 @functools.lru_cache(maxsize=4)
-def get_bert_scorer(model_path: str | None = None, num_layers: int = BERTSCORE_LAYER, device: str = "cpu", match_special_tokens: bool = True) -> BertScorer:
+def get_bert_scorer(model_path: str | None = None, num_layers: int = BERTSCORE_LAYER, device: str = "cpu",
+                    match_special_tokens: bool = True) -> BertScorer:
     """The scorer for these settings, loaded once per process."""
     return BertScorer(model_path, num_layers, device, match_special_tokens)
 
@@ -264,7 +266,8 @@ def bertscore(
     return {key: math.fsum(values) / len(values) for key, values in per_sample.items()}
 
 
-def bertscore_signature(num_layers: int = BERTSCORE_LAYER, match_special_tokens: bool = True, model_name: str = BERTSCORE_MODEL_NAME) -> str:
+def bertscore_signature(num_layers: int = BERTSCORE_LAYER, match_special_tokens: bool = True,
+                        model_name: str = BERTSCORE_MODEL_NAME) -> str:
     """The settings string the results table states, e.g.
     ``model:all-MiniLM-L6-v2|layer:6|idf:no|rescale:no|special:matched-not-counted|transformers:5.23.0``."""
     import transformers

@@ -92,6 +92,6 @@ def quarantine_counts(quarantine: list[dict[str, Any]]) -> dict[str, int]:
     return dict(sorted(Counter(q["reason"] for q in quarantine).items()))
 
 
-# the loaders register themselves on import (they import register_loader from this, already defined)
-from alpha.eval.loaders import culturebank, culturenli, globalopinionqa  # noqa: E402,F401
-from alpha.eval.loaders import atp, gss, opinionqa  # noqa: E402,F401  (surveys: OpinionQA, OpinionQA-XL, GSS)
+# the loaders register themselves on import (they import register_loader from this, already defined);
+# atp, gss and opinionqa are the surveys (OpinionQA, OpinionQA-XL, GSS)
+from alpha.eval.loaders import atp, culturebank, culturenli, globalopinionqa, gss, opinionqa  # noqa: E402,F401

@@ -61,7 +61,7 @@ OpinionQA-XL (``XL_ATTRIBUTES``) keeps its own grouping: Hispanic of any race, n
 
 Field dates come from config, ``{wave: {"start": "YYYY-MM-DD", "end": "YYYY-MM-DD"}}``; Table 2 uses
 the waves fielded entirely within March-August 2023 (``table2_waves``).
-"""
+"""  # noqa: E501  (a docstring line; wrapping would change the text)
 from __future__ import annotations
 
 import datetime as dt
@@ -77,10 +77,10 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from alpha.eval.distributions import HumanDistribution, human_distribution, normalised_wd
 from alpha.eval.loaders import LoadResult, quarantine_counts, register_loader
 from alpha.eval.loaders import opinionqa as oqa
 from alpha.eval.loaders.nominal import NominalRule
-from alpha.eval.distributions import HumanDistribution, human_distribution, normalised_wd
 
 log = logging.getLogger("alpha.eval.loaders.atp")
 

@@ -30,8 +30,8 @@ import logging
 import os
 from collections import Counter
 
-from alpha.eval.loaders import LoadResult, quarantine_counts, register_loader, released_file
 from alpha.core.errors import RowError
+from alpha.eval.loaders import LoadResult, quarantine_counts, register_loader, released_file
 
 log = logging.getLogger("alpha.eval.loaders.culturenli")
 

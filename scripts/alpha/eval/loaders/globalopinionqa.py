@@ -27,8 +27,8 @@ from collections import Counter
 
 import pandas as pd
 
-from alpha.eval.loaders import LoadResult, quarantine_counts, register_loader, released_file
 from alpha.core.errors import RowError
+from alpha.eval.loaders import LoadResult, quarantine_counts, register_loader, released_file
 
 log = logging.getLogger("alpha.eval.loaders.globalopinionqa")
 

@@ -62,10 +62,10 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from alpha.eval.distributions import human_distribution
 from alpha.eval.loaders import LoadResult, quarantine_counts, register_loader
 from alpha.eval.loaders import opinionqa as oqa
 from alpha.eval.loaders.nominal import NOMINAL_NAMES, NominalRule
-from alpha.eval.distributions import human_distribution
 
 log = logging.getLogger("alpha.eval.loaders.gss")
 

@@ -70,7 +70,8 @@ NOMINAL_NAMES = frozenset({
     "race", "relig", "relig16", "region", "reg16", "marital", "wrkstat", "denom", "denom16", "srcbelt", "xnorcsiz",
     "spwrksta", "wrkslf", "spwrkslf", "born", "parborn", "granborn", "maborn", "paborn", "sex", "sprel", "sprel16",
     "spden", "oth16", "other", "jew", "jew16", "hispanic", "racecen1", "racecen2", "racecen3", "ethnic", "eth1", "eth2",
-    "eth3", "zodiac", "dwelown", "wrkgovt", "spwrkgvt", "mawrkslf", "pawrkslf", "family16", "vote68", "vote72", "vote76", "vote80", "vote84", "vote88", "vote92", "vote96", "vote00",
+    "eth3", "zodiac", "dwelown", "wrkgovt", "spwrkgvt", "mawrkslf", "pawrkslf", "family16", "vote68", "vote72", "vote76", "vote80",
+    "vote84", "vote88", "vote92", "vote96", "vote00",
     "vote04", "vote08", "vote12", "vote16", "vote20", "pres68", "pres72", "pres76", "pres80", "pres84", "pres88",
     "pres92", "pres96", "pres00", "pres04", "pres08", "pres12", "pres16", "pres20",
 })
@@ -96,8 +97,8 @@ SCALE_WORDS = _words(
     # frequency
     r"always", r"often", r"frequently", r"sometimes", r"occasionally", r"rarely", r"seldom", r"never", r"ever",
     r"usually", r"regularly", r"daily", r"weekly", r"monthly", r"yearly", r"annually", r"hourly", r"once", r"twice",
-    r"(?<!full )(?<!part )(?<!full-)(?<!part-)times?", r"every", r"(a|per|each) (day|week|month|year)", r"days?", r"weeks?", r"months?", r"years?", r"hours?",
-    r"minutes?",
+    r"(?<!full )(?<!part )(?<!full-)(?<!part-)times?", r"every", r"(a|per|each) (day|week|month|year)", r"days?", r"weeks?", r"months?",
+    r"years?", r"hours?", r"minutes?",
     # comparison and change
     r"better", r"worse", r"same", r"similar", r"higher", r"lower", r"larger", r"smaller", r"bigger", r"increas(e|ed|es|ing)",
     r"decreas(e|ed|es|ing)", r"ris(e|es|ing|en)", r"fall(s|ing|en)?", r"grow(s|ing|n)?", r"declin(e|ed|es|ing)",

@@ -87,10 +87,10 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from alpha.core.errors import RowError
+from alpha.eval.distributions import human_distribution
 from alpha.eval.loaders import LoadResult, quarantine_counts, register_loader
 from alpha.eval.loaders.nominal import NominalRule
-from alpha.eval.distributions import human_distribution
-from alpha.core.errors import RowError
 
 log = logging.getLogger("alpha.eval.loaders.opinionqa")
 
