@@ -4,7 +4,7 @@ from pathlib import Path
 import pandas as pd
 
 from alpha.core import io
-from alpha.correlation import analysis, figures
+from alpha.correlation import figures, summary
 
 smk = snakemake  # noqa: F821  (injected by Snakemake)
 io.setup_logging(smk.log[0])
@@ -12,7 +12,7 @@ read = {name: pd.read_csv(smk.input[name], index_col=0) for name in
         ("behaviour_regions", "behaviour_age_gender", "opinion_regions", "opinion_age_gender")}
 behaviour = {"regions": read["behaviour_regions"], "age_gender": read["behaviour_age_gender"]}
 opinion = {"regions": read["opinion_regions"], "age_gender": read["opinion_age_gender"]}
-summary = analysis.summarise(behaviour, opinion, n_boot=int(smk.params.n_boot), seed=int(smk.params.seed))
+summary = summary.summarise(behaviour, opinion, n_boot=int(smk.params.n_boot), seed=int(smk.params.seed))
 io.write_json(smk.output.summary, io.finite(summary))
 out = Path(smk.output.figures)
 for kind, title in (("regions", "Census regions"), ("age_gender", "Age x gender groups")):

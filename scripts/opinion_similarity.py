@@ -2,7 +2,7 @@
 from pathlib import Path
 
 from alpha.core import io
-from alpha.correlation import analysis
+from alpha.correlation import opinion
 
 smk = snakemake  # noqa: F821  (injected by Snakemake)
 io.setup_logging(smk.log[0])
@@ -10,7 +10,7 @@ folder = Path(smk.params.waves)
 waves = sorted(str(p) for p in folder.iterdir() if p.suffix.lower() in (".sav", ".zsav"))
 if not waves:
     raise FileNotFoundError(f"correlation.atp_waves: no .sav files in {folder}")
-matrices = analysis.opinion_matrices(waves)
+matrices = opinion.opinion_matrices(waves)
 matrices["regions"].to_csv(smk.output.regions, float_format="%.6f")
 matrices["age_gender"].to_csv(smk.output.age_gender, float_format="%.6f")
 io.write_json(smk.output.questions, {"waves": [Path(w).name for w in waves],

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from alpha.correlation import analysis as corr
+from alpha.core import groups
+from alpha.correlation import summary
 from workflow_helpers import jobs_in_dry_run
 
 pytestmark = pytest.mark.e2e
@@ -28,7 +29,7 @@ def test_planted_relationship_is_recovered_with_a_confidence_interval(demo_run):
         entry = summary[kind]
         assert entry["pearson_r"] > 0.5, (kind, entry["pearson_r"])  # clearly positive
         assert entry["ci95"][0] > 0 and entry["ci95"][0] <= entry["pearson_r"] <= entry["ci95"][1], entry["ci95"]
-    assert summary["age_gender"]["groups"] == sorted(f"{s} {a}" for s in ("Female", "Male") for a in corr.PEW_AGES)
+    assert summary["age_gender"]["groups"] == sorted(f"{s} {a}" for s in ("Female", "Male") for a in groups.PEW_AGES)
     for name in ("similarity_regions.png", "similarity_age_gender.png", "scatter.png"):
         assert (demo_run / "results/figures/correlation" / name).read_bytes()[:4] == b"\x89PNG"
 
@@ -36,12 +37,12 @@ def test_planted_relationship_is_recovered_with_a_confidence_interval(demo_run):
 def test_shuffled_group_labels_lose_the_relationship(demo_run):
     rng = np.random.default_rng(7)
     behaviour, opinion = _matrices(demo_run, "age_gender")
-    real = corr.correlate(corr.pair_table(behaviour, opinion), n_boot=0)["pearson_r"]
+    real = summary.correlate(summary.pair_table(behaviour, opinion), n_boot=0)["pearson_r"]
     groups = list(opinion.index)
     shuffled = []
     for _ in range(200):
         perm = dict(zip(groups, rng.permutation(groups)))
-        shuffled.append(corr.correlate(corr.pair_table(behaviour, opinion.rename(index=perm, columns=perm)), n_boot=0)["pearson_r"])
+        shuffled.append(summary.correlate(summary.pair_table(behaviour, opinion.rename(index=perm, columns=perm)), n_boot=0)["pearson_r"])
     assert abs(float(np.mean(shuffled))) < 0.15, np.mean(shuffled)  # collapses toward 0
     assert real > np.percentile(shuffled, 95)  # and the real labels beat 95% of the shuffles
 
@@ -64,6 +65,6 @@ def test_correlation_settings_rerun_only_the_analysis(demo_run, tmp_path):
     changed = tmp_path / "changed.yaml"
     changed.write_text(yaml.safe_dump(config, sort_keys=False))
     assert jobs_in_dry_run(demo_run, "--configfile", str(changed)) == {"correlation_summary"}
-    config["correlation"]["age_map"] = {**corr.AGE_MAP, "25-34": "18-29"}
+    config["correlation"]["age_map"] = {**groups.AGE_MAP, "25-34": "18-29"}
     changed.write_text(yaml.safe_dump(config, sort_keys=False))
     assert jobs_in_dry_run(demo_run, "--configfile", str(changed)) == {"behaviour_similarity", "correlation_summary"}

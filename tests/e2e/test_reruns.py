@@ -57,10 +57,15 @@ def test_editing_the_metrics_reruns_the_metrics_and_tables_never_scoring(demo_ru
     assert jobs <= {"benchmark_metrics", "table1", "table2", "ablation_table", "plot_table1"}
 
 
-def test_editing_the_correlation_analysis_reruns_only_the_correlation_rules(demo_run, tmp_path):
+@pytest.mark.parametrize("module, rules", [
+    ("behaviour", {"behaviour_similarity", "correlation_summary"}),
+    ("opinion", {"opinion_similarity", "correlation_summary"}),
+    ("summary", {"correlation_summary"}),
+])
+def test_editing_the_correlation_analysis_reruns_only_the_correlation_rules(demo_run, tmp_path, module, rules):
     run = copy_run(demo_run, tmp_path / "run")
-    edit(run / "scripts/alpha/correlation/analysis.py")
-    assert jobs_in_dry_run(run) == {"behaviour_similarity", "opinion_similarity", "correlation_summary"}
+    edit(run / f"scripts/alpha/correlation/{module}.py")
+    assert jobs_in_dry_run(run) == rules
 
 
 def test_editing_a_demo_generator_reruns_only_what_the_demo_feeds(demo_run, tmp_path):

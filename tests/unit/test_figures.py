@@ -10,8 +10,8 @@ import pytest
 
 from alpha.ads import census as C
 from alpha.ads import figures as F
-from alpha.correlation import analysis as corr
 from alpha.correlation import figures as corr_figures
+from alpha.correlation import summary as correlation_summary
 from alpha.eval import figures as eval_figures
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -123,7 +123,7 @@ def test_correlation_figures_are_deterministic(tmp_path):
     behaviour = {k: pd.DataFrame(rng.random((len(g), len(g))), index=g, columns=g) for k, g in groups.items()}
     opinion = {k: pd.DataFrame(rng.random((len(g), len(g))), index=g, columns=g) for k, g in groups.items()}
     behaviour["age_gender"].iloc[0, 1] = np.nan  # an undefined similarity stays unannotated
-    summary = corr.summarise(behaviour, opinion, n_boot=20, seed=1)
+    summary = correlation_summary.summarise(behaviour, opinion, n_boot=20, seed=1)
     for run in ("a", "b"):
         corr_figures.plot_similarity_heatmaps(behaviour["age_gender"], opinion["age_gender"], "Age x gender", tmp_path / run / "heat.png")
         corr_figures.plot_correlation_scatter(summary, tmp_path / run / "scatter.png")

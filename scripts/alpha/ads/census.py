@@ -89,6 +89,8 @@ above); "no_regions" (no region breakdown: no state ranking, age × gender still
 "no_demographics" (no age × gender breakdown: state ranking only); "no_adult_demographics" (only
 13-17, unknown-gender or unrecognised cells: state ranking only). The first that applies, in that
 order, wins.
+
+The census tables it reads: docs/inputs.md, "The 2020 Census tables".
 """
 from __future__ import annotations
 

@@ -4,6 +4,8 @@ Memory stays bounded: records are read one at a time and written in row groups o
 the merge keeps only two sorted arrays of 64-bit keys (ad id, content fingerprint), 16 bytes per ad.
 The exceptions, by design, are a JSON *page* file (one API page, a few MB, parsed whole) and a CSV
 export's side tables (``*_demos.csv`` / ``*_regions.csv``, held as a dict keyed by ad id).
+
+Accepted inputs: docs/inputs.md, "Meta Ad Library dumps"; quarantine reasons and report counters: docs/quarantine.md.
 """
 from __future__ import annotations
 

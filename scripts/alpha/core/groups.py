@@ -1,6 +1,6 @@
 """Population groups shared by the ad side, the survey side and the demo: the four census regions (the only
 region variable of Pew ATP), Pew ATP's age groups, and the default mapping of Meta's adult age brackets onto
-them (``alpha.correlation.analysis`` compares groups across the two; ``alpha.demo.lean`` plants its survey
+them (``alpha.correlation`` compares groups across the two; ``alpha.demo.lean`` plants its survey
 lean on them)."""
 from __future__ import annotations
 
