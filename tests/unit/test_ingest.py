@@ -1,5 +1,6 @@
 """Ingestion on hand-written dumps in every real layout (tests/fixtures/ads), one quirk per record."""
 import datetime as dt
+import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -247,3 +248,18 @@ def test_output_is_deterministic(tmp_path):
     ingest.ingest_dump(spec, tmp_path / "a2.parquet", tmp_path / "q2.parquet", OPTS)
     assert (tmp_path / "a1.parquet").read_bytes() == (tmp_path / "a2.parquet").read_bytes()
     assert (tmp_path / "q1.parquet").read_bytes() == (tmp_path / "q2.parquet").read_bytes()
+
+
+def test_media_verbalisations_from_csv_json_and_json_lines_agree(tmp_path, caplog):
+    rows = [("111", "Image: a porch"), ("222", "Video: a rally; flags")]
+    (tmp_path / "media.csv").write_text("\ufeffAd_ID,verbalisation\n" + "".join(f'{i},"{t}"\n' for i, t in rows)
+                                        + "333,\n", encoding="utf-8")
+    (tmp_path / "media_semicolon.csv").write_text("id;media_verbalisation\n" + "".join(f'{i};"{t}"\n' for i, t in rows))
+    (tmp_path / "media.json").write_text(json.dumps([{"ad_id": i, "verbalisation": t} for i, t in rows]))
+    (tmp_path / "media.jsonl").write_text("".join(json.dumps({"id": i, "verbalisation": t}) + "\n" for i, t in rows))
+    expected = dict(rows)
+    for name in ("media.csv", "media_semicolon.csv", "media.json", "media.jsonl"):
+        assert ingest.load_media(tmp_path / name) == expected, name
+    with caplog.at_level("WARNING", logger="alpha"):
+        ingest.load_media(tmp_path / "media.csv")
+    assert "1 rows of media.csv without an ad id and a verbalisation were skipped" in caplog.text

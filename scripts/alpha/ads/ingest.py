@@ -439,19 +439,39 @@ def read_records(spec: DumpSpec, unmapped_out: list[str], notes: dict | None = N
     raise IngestError(f"{spec.path}: unknown format {fmt!r} (jsonl, json or csv)")
 
 
+def _media_rows(spec: DumpSpec) -> Iterator[dict | None]:
+    """Each row of a media verbalisation file as a dict (None for a row that cannot be read)."""
+    fmt = spec.resolved_format
+    if fmt in ("jsonl", "json"):
+        for rec in read_jsonl(spec) if fmt == "jsonl" else read_json_pages(spec):
+            yield rec.record
+        return
+    with CsvText(spec.path, None) as (fh, delimiter):
+        reader = csv.reader(fh, delimiter=delimiter)
+        header = [csv_layouts.header_key(c) for c in next(reader, [])]
+        for row, _ in _csv_rows(reader):
+            yield dict(zip(header, row)) if row is not None and len(row) == len(header) else None
+
+
 def load_media(path: Path | None) -> dict[str, str]:
-    """Media verbalisations: JSON Lines or CSV with ``ad_id`` and ``verbalisation``."""
+    """Media verbalisations: JSON Lines, JSON (a list, or an API-style page) or CSV with an ad id column
+    (``ad_id`` or ``id``) and ``verbalisation`` (or ``media_verbalisation``). Rows without both are
+    counted in the log, never silently dropped."""
     if path is None:
         return {}
     spec = DumpSpec("media", Path(path))
     media: dict[str, str] = {}
-    records = read_jsonl(spec) if spec.resolved_format == "jsonl" else read_csv(spec, [])
-    for rec in records:
-        if rec.record and rec.record.get("id", rec.record.get("ad_id")):
-            ad_id = str(rec.record.get("id", rec.record.get("ad_id"))).strip()
-            text = rec.record.get("verbalisation") or rec.record.get("media_verbalisation")
-            if text:
-                media[ad_id] = str(text)
+    unusable = 0
+    for rec in _media_rows(spec):
+        ad_id = rec and rec.get("id", rec.get("ad_id"))
+        text = rec and (rec.get("verbalisation") or rec.get("media_verbalisation"))
+        if ad_id and text:
+            media[str(ad_id).strip()] = str(text)
+        else:
+            unusable += 1
+    if unusable:
+        log.warning("media verbalisations: %d rows of %s without an ad id and a verbalisation were skipped",
+                    unusable, spec.path.name)
     log.info("media verbalisations: %d ads from %s", len(media), spec.path.name)
     return media
 
