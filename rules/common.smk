@@ -1,5 +1,6 @@
 # Config validation and the named input helpers every stage uses (no lambdas in rules). The registry logic
 # (models, benchmarks, shard sets, tables) lives in the library, alpha.workflow.registry, with unit tests.
+import hashlib
 import os
 import sys
 from pathlib import Path
@@ -203,7 +204,7 @@ def get_train_inputs(wildcards):
         "shards": f"results/shards/{recipe['shard_set']}",
         "recipe": MODELS[model]["recipe"],
         "deepspeed": recipe["deepspeed"],
-        "code": code_for("scripts/train.py"),
+        "code": sorted(set(code_for("scripts/train.py") + code_for("scripts/launch_node.py"))),
     }
 
 

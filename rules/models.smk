@@ -26,6 +26,22 @@ rule build_tiny_model:
         "../scripts/build_tiny_model.py"
 
 
+# The training command (a shell rule: srun starts the launchers). The workflow reruns on content, not
+# times (profiles/default: rerun-triggers without "code", every script's code is a checksummed input),
+# so a change to this text reaches the job through its hash in params.
+TRAIN_SHELL = """
+launch=""
+if [ -n "${{SLURM_JOB_ID:-}}" ]; then launch="{resources.mpi} {params.run[srun]}"; fi
+export TOKENIZERS_PARALLELISM=false ALPHA_TORCH_THREADS={params.run[threads_per_rank]}
+$launch python scripts/launch_node.py --nproc-per-node {params.run[nproc]} -- \\
+    scripts/train.py --recipe {input.recipe} --base {params.run[base]} {params.run[template]} {params.run[overrides]} \\
+    --shards {input.shards} --output {output.model} --metrics {output.metrics} \\
+    --checkpoints {params.checkpoints} > {log} 2>&1
+if [ "${{ALPHA_KEEP_CHECKPOINTS:-0}}" = "0" ]; then rm -rf {params.checkpoints}; fi
+"""
+TRAIN_SHELL_SHA = hashlib.sha256(TRAIN_SHELL.encode()).hexdigest()[:16]
+
+
 # Runs the same way everywhere: without Slurm, the launcher starts torchrun on this machine; inside
 # a Slurm allocation (SLURM_JOB_ID set), `srun` starts one launcher per node, each derives the
 # rendezvous from SLURM_* and starts its ranks. A rerun (or a --retries attempt, or a requeue)
@@ -56,17 +72,9 @@ rule train_model:
     params:
         run=get_train_params,
         checkpoints="results/train/{model}/checkpoints",
+        command=TRAIN_SHELL_SHA,
     shell:
-        """
-        launch=""
-        if [ -n "${{SLURM_JOB_ID:-}}" ]; then launch="{resources.mpi} {params.run[srun]}"; fi
-        export TOKENIZERS_PARALLELISM=false ALPHA_TORCH_THREADS={params.run[threads_per_rank]}
-        $launch python scripts/launch_node.py --nproc-per-node {params.run[nproc]} -- \
-            scripts/train.py --recipe {input.recipe} --base {params.run[base]} {params.run[template]} {params.run[overrides]} \
-            --shards {input.shards} --output {output.model} --metrics {output.metrics} \
-            --checkpoints {params.checkpoints} > {log} 2>&1
-        if [ "${{ALPHA_KEEP_CHECKPOINTS:-0}}" = "0" ]; then rm -rf {params.checkpoints}; fi
-        """
+        TRAIN_SHELL
 
 
 rule merge_lora:

@@ -31,7 +31,7 @@ rule eval_train_tasks:
 
 rule train_tasks_table:
     input:
-        expand("results/train_eval/{model}.json", model=train_eval_models()),
+        results=expand("results/train_eval/{model}.json", model=train_eval_models()),
         code=code_for("scripts/train_tasks_table.py"),
     output:
         report(

@@ -11,7 +11,7 @@ io.setup_logging(smk.log[0])
 with open(smk.output[0], "w", newline="", encoding="utf-8") as fh:
     writer = csv.DictWriter(fh, COLUMNS, extrasaction="raise")
     writer.writeheader()
-    for path in smk.input:
+    for path in smk.input.results:
         result = io.read_json(path)
         for row in result["rows"]:
             writer.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in {"model": result["model"], **row}.items()})
