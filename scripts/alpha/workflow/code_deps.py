@@ -40,12 +40,25 @@ def _package_of(library_root: Path, path: Path) -> str | None:
     return ".".join(parts if rel.name == "__init__.py" else parts[:-1]) or None
 
 
-def imported_modules(library_root: Path, path: Path) -> set[str]:
+def _import_statements(body: list[ast.stmt]):
+    """Import statements at any depth of statements (functions, classes, if/try/with blocks); expressions
+    hold none, so they are not walked (most of a module's nodes)."""
+    for node in body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            yield node
+        for field in ("body", "orelse", "finalbody", "handlers", "cases"):
+            children = getattr(node, field, None)
+            if isinstance(children, list):
+                yield from _import_statements(children)
+
+
+@lru_cache(maxsize=None)
+def imported_modules(library_root: Path, path: Path) -> frozenset[str]:
     """Dotted names of the ``alpha`` modules ``path`` imports (``from pkg import name`` counts
     ``pkg.name`` when that is a module)."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     found: set[str] = set()
-    for node in ast.walk(tree):
+    for node in _import_statements(tree.body):
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name.split(".")[0] == PACKAGE)
         elif isinstance(node, ast.ImportFrom):
@@ -63,7 +76,7 @@ def imported_modules(library_root: Path, path: Path) -> set[str]:
             for alias in node.names:
                 if alias.name != "*" and module_file(library_root, f"{base}.{alias.name}") is not None:
                     found.add(f"{base}.{alias.name}")
-    return found
+    return frozenset(found)
 
 
 @lru_cache(maxsize=None)

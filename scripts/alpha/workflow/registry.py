@@ -9,7 +9,9 @@ registries on first use.
 """
 from __future__ import annotations
 
+import copy
 import shlex
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -125,11 +127,15 @@ def finetuned(config: Mapping) -> list[str]:
     return sorted(name for name, entry in config["models"].items() if "from" in entry)
 
 
+@lru_cache(maxsize=None)
+def _read_recipe(path: str) -> dict:
+    return yaml.safe_load(Path(path).read_text()) or {}
+
+
 def recipe_of(config: Mapping, model: str) -> dict:
     """The model's recipe with its registry ``recipe_overrides`` applied (e.g. an ablation's shard_set)."""
     entry = config["models"][model]
-    recipe = yaml.safe_load(Path(entry["recipe"]).read_text()) or {}
-    return {**recipe, **entry.get("recipe_overrides", {})}
+    return {**copy.deepcopy(_read_recipe(entry["recipe"])), **entry.get("recipe_overrides", {})}
 
 
 def recipe_problems(config: Mapping, model: str) -> list[str]:
