@@ -12,7 +12,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # shell rules (training) call `python`: the one of this virtual environment
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo test test-fast lint bench fuzz readme slurm-profile clean
+.PHONY: demo test test-fast lint bench scale fuzz readme slurm-profile clean
 
 # torch goes in first and alone: pip then takes the CPU wheel instead of pulling CUDA builds.
 $(STAMP): requirements.txt
@@ -47,6 +47,12 @@ bench: $(STAMP)
 	$(PY) tests/bench/bench_keywords.py
 	$(PY) tests/bench/bench_train.py
 	$(PY) tests/bench/bench_scoring.py
+
+# The data path at 3k, 30k and 150k ads on the embedded generator, every rule timed (README, "Scaling");
+# SCALE_SIZES="3000 30000" for a shorter run. Not part of `make test`.
+SCALE_SIZES ?= 3000 30000 150000
+scale: $(STAMP)
+	$(PY) tests/bench/scale.py --sizes $(SCALE_SIZES) --json scale.json
 
 # Fuzz the ingestion with at least 100,000 generated records (not part of `make test`; README, "Fuzzing ingestion").
 fuzz: $(STAMP)

@@ -22,6 +22,8 @@ rule demo_inputs:
         truth=f"{DEMO_ADS}/truth.parquet",
     log:
         "results/logs/demo_inputs.log",
+    benchmark:
+        "results/benchmarks/demo_inputs.tsv"
     conda:
         "../envs/ads.yaml"
     threads: 1

@@ -37,6 +37,8 @@ rule split_ads:
         report="results/tasks/splits.json",
     log:
         "results/logs/split_ads.log",
+    benchmark:
+        "results/benchmarks/split_ads.tsv"
     conda:
         "../envs/ads.yaml"
     threads: 1
@@ -113,6 +115,8 @@ rule test_sets:
         report="results/tasks/test/report.json",
     log:
         "results/logs/test_sets.log",
+    benchmark:
+        "results/benchmarks/test_sets.tsv"
     conda:
         "../envs/ads.yaml"
     threads: 1
@@ -133,6 +137,8 @@ rule demo_external:
         DEMO_EXTERNAL,
     log:
         "results/logs/demo_external.log",
+    benchmark:
+        "results/benchmarks/demo_external.tsv"
     conda:
         "../envs/ads.yaml"
     threads: 1
