@@ -24,6 +24,7 @@ rule extract_keywords:
     params:
         top_n=config["tasks"]["keywords"]["top_n"],
         batch_docs=config["tasks"]["keywords"]["batch_docs"],
+        cache_bodies=config["tasks"]["keywords"]["cache_bodies"],
     script:
         "../scripts/extract_keywords.py"
 

@@ -15,5 +15,6 @@ report = keywords.keywords_for_ads(
     smk.output.keywords,
     top_n=int(smk.params.top_n),
     batch_docs=int(smk.params.batch_docs),
+    cache_bodies=int(smk.params.cache_bodies),
 )
 io.write_json(smk.output.report, report)

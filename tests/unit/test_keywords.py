@@ -162,3 +162,34 @@ def test_keywords_for_ads_refuses_embeddings_of_other_ads(kw, doc_emb, tmp_path)
     with pytest.raises(ValueError, match="rerun embed_ads"):
         keywords.keywords_for_ads(tmp_path / "ads.parquet", tmp_path / "short", tmp_path / "kw.parquet", model=kw)
     assert not any(p.name.startswith((".kw", "kw")) for p in tmp_path.iterdir())
+
+
+def test_repeated_bodies_are_analysed_once_with_the_same_keywords(kw, doc_emb):
+    # the same creatives rerun with other targeting: rows 0, 5, 0, 2, 5, 0 over three batches of two
+    rows = [0, 5, 0, 2, 5, 0]
+    texts, emb = [ADS[r] for r in rows], doc_emb[rows]
+    bodies = keywords.BodyCache(capacity=10)
+    cache = keywords.WordCache(kw.model.embed)
+    out, analysed = [], 0
+    for start in range(0, len(rows), 2):
+        found, n = keywords.keywords_once_per_body(kw, texts[start:start + 2], emb[start:start + 2], 5, 2, cache, bodies)
+        out += found
+        analysed += n
+    assert analysed == 3  # three distinct bodies
+    assert bodies.hits == 3  # batch 2 finds body 0 cached, batch 3 finds bodies 5 and 0
+    assert out == keywords.extract_keywords(kw, texts, emb, batch_docs=2)  # identical to analysing every row
+    # within one call, a repeat is analysed once even with no cache at all
+    found, n = keywords.keywords_once_per_body(kw, texts, emb, 5, 100, keywords.WordCache(kw.model.embed),
+                                               keywords.BodyCache(capacity=0))
+    assert n == 3 and found == out
+
+
+def test_body_cache_evicts_least_recently_used():
+    bodies = keywords.BodyCache(capacity=2)
+    bodies.put("a", ["x"])
+    bodies.put("b", [])
+    assert bodies.get("a") == ["x"]  # a is now the most recent
+    bodies.put("c", ["y"])
+    assert bodies.get("b") is None and bodies.get("a") == ["x"] and bodies.get("c") == ["y"]
+    with pytest.raises(ValueError, match="capacity"):
+        keywords.BodyCache(capacity=-1)

@@ -57,6 +57,17 @@ def encode(model, texts: Sequence[str], batch_size: int = 256, bf16: bool = Fals
     return out
 
 
+def distinct_texts(texts: Sequence[str | None]) -> tuple[list[str], np.ndarray]:
+    """(the distinct texts in first-occurrence order, index): ``texts[i] == distinct[index[i]]``. Real
+    dumps rerun one creative body with different targeting, so each body is embedded once and the
+    vectors are fanned back out (``encode(...)[index]``); without repeats, ``distinct == texts``."""
+    position: dict[str, int] = {}
+    index = np.empty(len(texts), dtype=np.int64)
+    for i, text in enumerate(texts):
+        index[i] = position.setdefault(text or "", len(position))
+    return list(position), index
+
+
 def bf16_agreement(model, texts: Sequence[str], batch_size: int = 256) -> float:
     """The smallest cosine between bf16 and float32 embeddings of ``texts``."""
     full = encode(model, texts, batch_size, bf16=False)

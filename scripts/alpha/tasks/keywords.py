@@ -26,6 +26,7 @@ NGRAM_RANGE = (1, 1)
 STOP_WORDS = "english"
 MAX_BATCH_DOCS = 5000
 DEFAULT_CACHE_WORDS = 200_000
+DEFAULT_CACHE_BODIES = 500_000  # about 100 MB of keyword lists at the most
 
 
 class WordCache:
@@ -170,13 +171,62 @@ def _check_ids(expected: Sequence[str], got: Sequence[str], ads_parquet, embeddi
         raise ValueError(f"{embeddings_path}: embeddings are not for {ads_parquet} (ad ids differ); rerun embed_ads")
 
 
+class BodyCache:
+    """Cleaned body -> its keywords, least recently used evicted past ``capacity`` bodies: a body that
+    real dumps rerun with other targeting is analysed once (0: keep nothing)."""
+
+    def __init__(self, capacity: int = DEFAULT_CACHE_BODIES):
+        if capacity < 0:
+            raise ValueError(f"body cache capacity must be >= 0, got {capacity}")
+        self.capacity, self.hits = capacity, 0
+        self._found: OrderedDict[str, list[str]] = OrderedDict()
+
+    def get(self, body: str) -> list[str] | None:
+        found = self._found.get(body)
+        if found is not None:
+            self._found.move_to_end(body)
+            self.hits += 1
+        return found
+
+    def put(self, body: str, keywords: list[str]) -> None:
+        if self.capacity:
+            self._found[body] = keywords
+            if len(self._found) > self.capacity:
+                self._found.popitem(last=False)
+
+
+def keywords_once_per_body(kw, texts: Sequence[str | None], doc_embeddings: np.ndarray, top_n: int, batch_docs: int,
+                           cache: WordCache, bodies: BodyCache) -> tuple[list[list[str]], int]:
+    """Keywords of ``texts`` with each distinct body analysed once (within the call, and across calls
+    through ``bodies``), fanned back out in input order; and how many bodies were analysed. A batch's
+    vocabulary is the union of its documents' words, so leaving repeats out changes no result."""
+    texts = _texts(texts)
+    todo: dict[str, int] = {}  # body -> its first row
+    known: dict[str, list[str]] = {}
+    for row, body in enumerate(texts):
+        if body in todo or body in known:
+            continue
+        cached = bodies.get(body)
+        if cached is None:
+            todo[body] = row
+        else:
+            known[body] = cached
+    rows = list(todo.values())
+    found = keywords_batched(kw, list(todo), np.asarray(doc_embeddings)[rows], top_n, batch_docs, cache) if rows else []
+    for body, keywords in zip(todo, found):
+        bodies.put(body, keywords)
+        known[body] = keywords
+    return [known[body] for body in texts], len(rows)
+
+
 def keywords_for_ads(ads_parquet, embeddings_path, out_parquet, top_n: int = 5, batch_docs: int = 2000,
-                     cache_words: int = DEFAULT_CACHE_WORDS, model=None) -> dict:
+                     cache_words: int = DEFAULT_CACHE_WORDS, model=None, cache_bodies: int = DEFAULT_CACHE_BODIES) -> dict:
     """Keywords of every ad body -> Parquet (ad_id string, keywords list<string>), ads.parquet row order.
 
     Streams ``batch_docs`` ads at a time against the memory-mapped embeddings (``embeddings_path``
-    as given to ``alpha.pairs.embeddings.save``); the word cache is shared by the whole file. Written to
-    a temporary file and renamed, so a failed run leaves no output."""
+    as given to ``alpha.pairs.embeddings.save``); the word cache is shared by the whole file, and each
+    distinct body is analysed once (``BodyCache``). Written to a temporary file and renamed, so a
+    failed run leaves no output."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -189,18 +239,22 @@ def keywords_for_ads(ads_parquet, embeddings_path, out_parquet, top_n: int = 5, 
         raise ValueError(f"{embeddings_path} has {len(ids)} embeddings but {ads_parquet} has {n_ads} ads; rerun embed_ads")
     kw = keybert(model)
     cache = WordCache(kw.model.embed, cache_words)
+    bodies = BodyCache(cache_bodies)
     schema = pa.schema([("ad_id", pa.string()), ("keywords", pa.list_(pa.string()))])
-    done = batches = without = 0
+    done = batches = without = analysed = 0
     with atomic_path(out_parquet) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
         for batch in iter_parquet_batches(ads_parquet, batch_docs, columns=["ad_id", "body"]):
             ad_ids = batch.column("ad_id").to_pylist()
             _check_ids(ids[done:done + len(ad_ids)], ad_ids, ads_parquet, embeddings_path)
-            found = keywords_batched(kw, batch.column("body").to_pylist(), emb[done:done + len(ad_ids)], top_n, batch_docs, cache)
+            found, n_new = keywords_once_per_body(kw, batch.column("body").to_pylist(), emb[done:done + len(ad_ids)],
+                                                  top_n, batch_docs, cache, bodies)
             writer.write_table(pa.table({"ad_id": ad_ids, "keywords": found}, schema=schema))
             done += len(ad_ids)
+            analysed += n_new
             batches += 1
             without += sum(not k for k in found)
-            log.info("keywords: %d / %d ads, batch %d (%d words embedded, %d cache hits, %d cached)",
-                     done, n_ads, batches, cache.embedded, cache.hits, len(cache))
+            log.info("keywords: %d / %d ads, batch %d (%d bodies analysed, %d words embedded, %d cache hits, %d cached)",
+                     done, n_ads, batches, analysed, cache.embedded, cache.hits, len(cache))
     return {"ads": done, "batches": batches, "ads_without_keywords": without, "top_n": top_n, "batch_docs": batch_docs,
-            "cache_words": cache_words, "words_embedded": cache.embedded, "cache_hits": cache.hits}
+            "cache_words": cache_words, "words_embedded": cache.embedded, "cache_hits": cache.hits,
+            "bodies_analysed": analysed, "body_cache_hits": bodies.hits}
