@@ -20,6 +20,7 @@ from alpha.workflow import code_deps, registry  # noqa: E402
 wildcard_constraints:
     dump=r"[A-Za-z0-9_.-]+",
     shard=r"\d+",
+    part=r"\d+",
     shard_set=r"[A-Za-z0-9_-]+",
     model=r"[A-Za-z0-9_.-]+",
     benchmark=r"[A-Za-z0-9_-]+",
@@ -265,6 +266,19 @@ def get_train_eval_params(wildcards):
 
 def get_model_dir(wildcards):
     return model_path(wildcards.model)
+
+
+def embed_parts(ext):
+    return expand("results/embeddings/parts/{part}{ext}", part=range(config["pairs"]["embed_jobs"]), ext=ext)
+
+
+def keyword_parts(ext):
+    return expand("results/tasks/keywords/parts/{part}{ext}", part=range(config["tasks"]["keywords"]["jobs"]), ext=ext)
+
+
+def get_embed_gres(wildcards):
+    gpus = config["pairs"]["embed_gpus"]
+    return f"gpu:{gpus}" if gpus else ""
 
 
 def get_eval_gres(wildcards):

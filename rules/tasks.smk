@@ -4,29 +4,53 @@
 
 rule extract_keywords:
     input:
-        ads="results/ads/ads.parquet",
-        emb="results/embeddings/ads.npy",
-        ids="results/embeddings/ads.ids.txt",
+        bodies="results/embeddings/bodies.parquet",
+        emb="results/embeddings/bodies.npy",
         code=code_for("scripts/extract_keywords.py"),
     output:
-        keywords="results/tasks/keywords.parquet",
-        report="results/tasks/keywords.json",
+        part="results/tasks/keywords/parts/{part}.parquet",
+        report="results/tasks/keywords/parts/{part}.json",
     log:
-        "results/logs/extract_keywords.log",
+        "results/logs/extract_keywords/{part}.log",
     benchmark:
-        "results/benchmarks/extract_keywords.tsv"
+        "results/benchmarks/extract_keywords/{part}.tsv"
     conda:
         "../envs/embed.yaml"
     threads: 2
     resources:
-        mem_mb=by_attempt(6000),
+        mem_mb=by_attempt(4000),
         runtime=by_attempt(240),
     params:
+        part=lambda wildcards: int(wildcards.part),
+        jobs=config["tasks"]["keywords"]["jobs"],
+        block_docs=config["tasks"]["keywords"]["block_docs"],
         top_n=config["tasks"]["keywords"]["top_n"],
         batch_docs=config["tasks"]["keywords"]["batch_docs"],
-        cache_bodies=config["tasks"]["keywords"]["cache_bodies"],
     script:
         "../scripts/extract_keywords.py"
+
+
+rule gather_keywords:
+    input:
+        parts=keyword_parts(".parquet"),
+        reports=keyword_parts(".json"),
+        ad_bodies="results/embeddings/ad_bodies.parquet",
+        code=code_for("scripts/gather_keywords.py"),
+    output:
+        keywords="results/tasks/keywords.parquet",
+        report="results/tasks/keywords.json",
+    log:
+        "results/logs/gather_keywords.log",
+    benchmark:
+        "results/benchmarks/gather_keywords.tsv"
+    conda:
+        "../envs/embed.yaml"
+    threads: 1
+    resources:
+        mem_mb=by_attempt(2000),
+        runtime=by_attempt(60),
+    script:
+        "../scripts/gather_keywords.py"
 
 
 rule split_ads:

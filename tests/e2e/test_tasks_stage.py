@@ -134,7 +134,7 @@ def _dry_run_counts(workdir, config, tmp_path):
         (lambda c: c["shards"]["sets"]["ablation-TAG"]["caps"].update(TAG=400), {"make_shards": 1}),  # no model trains on it
         (lambda c: c["tasks"].update(region_min_rank_diff=4), {"pair_tasks": 2, "test_sets": 1, "make_shards": 5, **MODELS}),
         (lambda c: c["tasks"]["keywords"].update(top_n=4),
-         {"extract_keywords": 1, "ad_tasks": 1, "test_sets": 1, "make_shards": 5, **MODELS}),
+         {"extract_keywords": 2, "gather_keywords": 1, "ad_tasks": 1, "test_sets": 1, "make_shards": 5, **MODELS}),
     ],
     ids=["tap-balance", "one-ablation-cap", "tc-region-rule", "keywords"],
 )

@@ -12,7 +12,7 @@ from snakemake_executor_plugin_slurm.utils import set_gres_string
 from workflow_helpers import ROOT, paper_standin_workflow, profile_without_conda, snakemake
 
 LOCAL_RULES = {"all", "train_tasks_table", "table1", "table2", "plot_table1"}
-GPU_RULES = {"train_model", "eval_train_tasks", "score_benchmark"}
+GPU_RULES = {"train_model", "eval_train_tasks", "score_benchmark", "embed_ads"}
 # not in the paper's DAG: it reads real files, trains no LoRA model and builds no tiny model; the
 # ablation table needs ablation fine-tunes in the registry, the grounded evaluation is off by default
 DEMO_ONLY_RULES = {"demo_inputs", "demo_external", "demo_benchmarks", "build_tiny_model", "merge_lora",
@@ -139,6 +139,19 @@ def test_gpu_evaluation_gets_one_gpu(paper):
     for job in evals:
         args = shlex.split(sbatch_args(job))
         assert "--gres=gpu:1" in args and args[args.index("-p") + 1] == "YOUR_GPU_PARTITION", args
+
+
+def test_embedding_jobs_each_get_a_gpu_on_the_gpu_partition(paper):
+    workdir, configfile, profile = paper
+    _, jobs = dry_run_jobs(workdir, profile, configfile)
+    config = yaml.safe_load(configfile.read_text())
+    embed = [j for j in jobs if j.name == "embed_ads"]
+    assert len(embed) == config["pairs"]["embed_jobs"] > 1
+    for job in embed:
+        args = shlex.split(sbatch_args(job))
+        assert f"--gres=gpu:{config['pairs']['embed_gpus']}" in args and args[args.index("-p") + 1] == "YOUR_GPU_PARTITION", args
+    keywords = [j for j in jobs if j.name == "extract_keywords"]
+    assert len(keywords) == config["tasks"]["keywords"]["jobs"] and all("gres" not in j.resources for j in keywords)
 
 
 def test_benchmark_scoring_is_one_gpu_job_per_model_and_benchmark(paper):

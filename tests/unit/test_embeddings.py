@@ -50,15 +50,3 @@ def test_cache_round_trip(tmp_path, model):
     embeddings.save(tmp_path / "ads", ids, emb)
     got_ids, got = embeddings.load(tmp_path / "ads")
     assert got_ids == ids and np.array_equal(np.asarray(got), emb)
-
-
-def test_each_distinct_body_is_embedded_once_and_fanned_out(model):
-    texts = ["vote early", "solar panels for homes", "vote early", "", None, "solar panels for homes"]
-    distinct, index = embeddings.distinct_texts(texts)
-    assert distinct == ["vote early", "solar panels for homes", ""]
-    assert index.tolist() == [0, 1, 0, 2, 2, 1]
-    vectors = embeddings.encode(model, distinct)[index]
-    assert np.array_equal(vectors[0], vectors[2]) and np.array_equal(vectors[1], vectors[5])
-    # without repeats nothing changes: the same texts, in the same order, as before
-    unique = ["a b c", "d e", "f"]
-    assert embeddings.distinct_texts(unique)[0] == unique

@@ -1,9 +1,6 @@
 """KeyBERT keywords: same answers as plain KeyBERT, its return-shape quirks handled, every row kept."""
-import logging
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
@@ -125,71 +122,3 @@ def test_word_cache_embeds_once_and_evicts_least_recently_used():
     big = keywords.WordCache(embed, capacity=2)
     np.testing.assert_array_equal(big.lookup(["a1", "b2", "c3", "d4"]), embed(["a1", "b2", "c3", "d4"]))
     assert len(big) == 2
-
-
-def write_ads(tmp_path, texts, emb, ids=None):
-    ids = ids or [f"ad{i:03d}" for i in range(len(texts))]
-    pq.write_table(pa.table({"ad_id": ids, "page_id": ["p"] * len(ids), "body": texts}), tmp_path / "ads.parquet", row_group_size=5)
-    embeddings.save(tmp_path / "emb", ids, emb)
-    return ids
-
-
-def test_keywords_for_ads_end_to_end(kw, doc_emb, tmp_path, caplog):
-    caplog.set_level(logging.INFO, logger="alpha.tasks.keywords")
-    texts = ADS + ["", "the of and"] + ADS[:3]
-    emb = np.vstack([doc_emb, np.zeros((2, doc_emb.shape[1]), np.float32), doc_emb[:3]])
-    ids = write_ads(tmp_path, texts, emb)
-    report = keywords.keywords_for_ads(tmp_path / "ads.parquet", tmp_path / "emb", tmp_path / "kw.parquet", batch_docs=4, model=kw)
-    table = pq.read_table(tmp_path / "kw.parquet")
-    assert table.schema == pa.schema([("ad_id", pa.string()), ("keywords", pa.list_(pa.string()))])
-    assert pq.ParquetFile(tmp_path / "kw.parquet").metadata.row_group(0).column(0).compression == "ZSTD"
-    assert table.column("ad_id").to_pylist() == ids
-    assert table.column("keywords").to_pylist() == plain_keywords(kw, ADS) + [[], []] + plain_keywords(kw, ADS[:3])
-    assert report["ads"] == len(texts) and report["ads_without_keywords"] == 2 and report["batches"] >= 4
-    assert report["cache_hits"] > 0 and report["words_embedded"] == len(keywords.vocabulary(texts))
-    assert f"{len(texts)} / {len(texts)} ads" in caplog.messages[-1]
-    again = keywords.keywords_for_ads(tmp_path / "ads.parquet", tmp_path / "emb", tmp_path / "kw2.parquet", batch_docs=4, model=kw)
-    assert again == report
-    assert (tmp_path / "kw.parquet").read_bytes() == (tmp_path / "kw2.parquet").read_bytes()
-
-
-def test_keywords_for_ads_refuses_embeddings_of_other_ads(kw, doc_emb, tmp_path):
-    ids = write_ads(tmp_path, ADS, doc_emb)
-    embeddings.save(tmp_path / "swapped", ids[1:] + ids[:1], doc_emb)
-    with pytest.raises(ValueError, match="rerun embed_ads"):
-        keywords.keywords_for_ads(tmp_path / "ads.parquet", tmp_path / "swapped", tmp_path / "kw.parquet", batch_docs=4, model=kw)
-    embeddings.save(tmp_path / "short", ids[:-1], doc_emb[:-1])
-    with pytest.raises(ValueError, match="rerun embed_ads"):
-        keywords.keywords_for_ads(tmp_path / "ads.parquet", tmp_path / "short", tmp_path / "kw.parquet", model=kw)
-    assert not any(p.name.startswith((".kw", "kw")) for p in tmp_path.iterdir())
-
-
-def test_repeated_bodies_are_analysed_once_with_the_same_keywords(kw, doc_emb):
-    # the same creatives rerun with other targeting: rows 0, 5, 0, 2, 5, 0 over three batches of two
-    rows = [0, 5, 0, 2, 5, 0]
-    texts, emb = [ADS[r] for r in rows], doc_emb[rows]
-    bodies = keywords.BodyCache(capacity=10)
-    cache = keywords.WordCache(kw.model.embed)
-    out, analysed = [], 0
-    for start in range(0, len(rows), 2):
-        found, n = keywords.keywords_once_per_body(kw, texts[start:start + 2], emb[start:start + 2], 5, 2, cache, bodies)
-        out += found
-        analysed += n
-    assert analysed == 3  # three distinct bodies
-    assert bodies.hits == 3  # batch 2 finds body 0 cached, batch 3 finds bodies 5 and 0
-    assert out == keywords.extract_keywords(kw, texts, emb, batch_docs=2)  # identical to analysing every row
-    # within one call, a repeat is analysed once even with no cache at all
-    found, n = keywords.keywords_once_per_body(kw, texts, emb, 5, 100, keywords.WordCache(kw.model.embed),
-                                               keywords.BodyCache(capacity=0))
-    assert n == 3 and found == out
-
-
-def test_body_cache_evicts_least_recently_used():
-    bodies = keywords.BodyCache(capacity=2)
-    bodies.put("a", ["x"])
-    bodies.put("b", [])
-    assert bodies.get("a") == ["x"]  # a is now the most recent
-    bodies.put("c", ["y"])
-    assert bodies.get("b") is None and bodies.get("a") == ["x"] and bodies.get("c") == ["y"]
-    with pytest.raises(ValueError, match="capacity"):
-        keywords.BodyCache(capacity=-1)

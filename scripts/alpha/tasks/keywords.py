@@ -3,7 +3,12 @@
 The scoring is KeyBERT's own (``KeyBERT.extract_keywords``, cosine to the document, descending);
 we only hand it what it would otherwise compute itself: the document embeddings already cached by
 ``embed_ads``, and the embeddings of each batch's candidate vocabulary, taken from a bounded LRU
-cache so that a word seen in many batches is embedded once, not once per batch.
+cache so that a word seen in many batches of a block is embedded once, not once per batch.
+
+Scattered (rule ``extract_keywords``, ``tasks.keywords.jobs`` jobs) over the distinct bodies
+(:mod:`alpha.pairs.bodies`), in blocks of ``tasks.keywords.block_docs`` that each get a word cache
+of their own, so that no result depends on the job split; ``gather_keywords`` fans the keywords out
+to the ads.
 
 KeyBERT's return shapes are normalised here: it flattens a one-document result to a list of
 (word, score), returns ``[]`` for a whole batch whose vocabulary is empty (every document empty or
@@ -12,13 +17,15 @@ list of keywords (possibly empty), in input order.
 """
 from __future__ import annotations
 
+import json
 import logging
 from collections import OrderedDict
 from typing import Callable, Sequence
 
 import numpy as np
 
-from alpha.core.io import atomic_path, iter_parquet_batches
+from alpha.core import blocks
+from alpha.core.io import atomic_path
 
 log = logging.getLogger("alpha.tasks.keywords")
 
@@ -26,7 +33,6 @@ NGRAM_RANGE = (1, 1)
 STOP_WORDS = "english"
 MAX_BATCH_DOCS = 5000
 DEFAULT_CACHE_WORDS = 200_000
-DEFAULT_CACHE_BODIES = 500_000  # about 100 MB of keyword lists at the most
 
 
 class WordCache:
@@ -166,95 +172,96 @@ def extract_keywords(model, texts: Sequence[str], doc_embeddings: np.ndarray, to
     return keywords_batched(kw, texts, doc_embeddings, top_n, batch_docs, WordCache(kw.model.embed, cache_words))
 
 
-def _check_ids(expected: Sequence[str], got: Sequence[str], ads_parquet, embeddings_path) -> None:
-    if list(expected) != list(got):
-        raise ValueError(f"{embeddings_path}: embeddings are not for {ads_parquet} (ad ids differ); rerun embed_ads")
+def _part_schema():
+    import pyarrow as pa
+
+    return pa.schema([("body_row", pa.int64()), ("keywords", pa.list_(pa.string()))])
 
 
-class BodyCache:
-    """Cleaned body -> its keywords, least recently used evicted past ``capacity`` bodies: a body that
-    real dumps rerun with other targeting is analysed once (0: keep nothing)."""
-
-    def __init__(self, capacity: int = DEFAULT_CACHE_BODIES):
-        if capacity < 0:
-            raise ValueError(f"body cache capacity must be >= 0, got {capacity}")
-        self.capacity, self.hits = capacity, 0
-        self._found: OrderedDict[str, list[str]] = OrderedDict()
-
-    def get(self, body: str) -> list[str] | None:
-        found = self._found.get(body)
-        if found is not None:
-            self._found.move_to_end(body)
-            self.hits += 1
-        return found
-
-    def put(self, body: str, keywords: list[str]) -> None:
-        if self.capacity:
-            self._found[body] = keywords
-            if len(self._found) > self.capacity:
-                self._found.popitem(last=False)
+def _save_keywords(path, found: list[list[str]]) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(found, fh, ensure_ascii=False)
 
 
-def keywords_once_per_body(kw, texts: Sequence[str | None], doc_embeddings: np.ndarray, top_n: int, batch_docs: int,
-                           cache: WordCache, bodies: BodyCache) -> tuple[list[list[str]], int]:
-    """Keywords of ``texts`` with each distinct body analysed once (within the call, and across calls
-    through ``bodies``), fanned back out in input order; and how many bodies were analysed. A batch's
-    vocabulary is the union of its documents' words, so leaving repeats out changes no result."""
-    texts = _texts(texts)
-    todo: dict[str, int] = {}  # body -> its first row
-    known: dict[str, list[str]] = {}
-    for row, body in enumerate(texts):
-        if body in todo or body in known:
-            continue
-        cached = bodies.get(body)
-        if cached is None:
-            todo[body] = row
-        else:
-            known[body] = cached
-    rows = list(todo.values())
-    found = keywords_batched(kw, list(todo), np.asarray(doc_embeddings)[rows], top_n, batch_docs, cache) if rows else []
-    for body, keywords in zip(todo, found):
-        bodies.put(body, keywords)
-        known[body] = keywords
-    return [known[body] for body in texts], len(rows)
+def _load_keywords(path) -> list[list[str]]:
+    with open(path, encoding="utf-8") as fh:
+        found = json.load(fh)
+    if not isinstance(found, list):
+        raise ValueError(f"{path}: not a list of keyword lists")
+    return found
 
 
-def keywords_for_ads(ads_parquet, embeddings_path, out_parquet, top_n: int = 5, batch_docs: int = 2000,
-                     cache_words: int = DEFAULT_CACHE_WORDS, model=None, cache_bodies: int = DEFAULT_CACHE_BODIES) -> dict:
-    """Keywords of every ad body -> Parquet (ad_id string, keywords list<string>), ads.parquet row order.
+def keywords_part(bodies_parquet, body_embeddings_npy, out_parquet, part: int, jobs: int, block_docs: int, top_n: int = 5,
+                  batch_docs: int = 2000, cache_words: int = DEFAULT_CACHE_WORDS, checkpoints=None, model=None) -> dict:
+    """Keywords of job ``part``'s blocks of the distinct bodies -> Parquet (body_row, keywords), body order.
 
-    Streams ``batch_docs`` ads at a time against the memory-mapped embeddings (``embeddings_path``
-    as given to ``alpha.pairs.embeddings.save``); the word cache is shared by the whole file, and each
-    distinct body is analysed once (``BodyCache``). Written to a temporary file and renamed, so a
-    failed run leaves no output."""
+    A block of ``block_docs`` bodies is analysed by itself, ``batch_docs`` per KeyBERT call, with a
+    word cache of its own: its keywords do not depend on the job split. Finished blocks go to
+    ``checkpoints`` (default ``<out_parquet>.blocks/``) and are reused after a kill."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from alpha.pairs.embeddings import load as load_embeddings
+    from alpha.pairs.bodies import n_bodies
 
     check_settings(top_n, batch_docs, cache_words)
-    ids, emb = load_embeddings(embeddings_path)
-    n_ads = pq.ParquetFile(ads_parquet).metadata.num_rows
-    if n_ads != len(ids):
-        raise ValueError(f"{embeddings_path} has {len(ids)} embeddings but {ads_parquet} has {n_ads} ads; rerun embed_ads")
+    rows = n_bodies(bodies_parquet)
+    emb = np.load(body_embeddings_npy, mmap_mode="r")
+    if len(emb) != rows:
+        raise ValueError(f"{body_embeddings_npy} has {len(emb)} embeddings but {bodies_parquet} has {rows} bodies; rerun embed_ads")
+    start, stop = blocks.job_rows(rows, block_docs, part, jobs)
     kw = keybert(model)
-    cache = WordCache(kw.model.embed, cache_words)
-    bodies = BodyCache(cache_bodies)
-    schema = pa.schema([("ad_id", pa.string()), ("keywords", pa.list_(pa.string()))])
-    done = batches = without = analysed = 0
+    settings = f"{top_n}|{batch_docs}|{cache_words}|{NGRAM_RANGE}|{STOP_WORDS}"
+    saved = blocks.Checkpoints(checkpoints or f"{out_parquet}.blocks", suffix=".json", save=_save_keywords, load=_load_keywords)
+    progress = blocks.Progress(stop - start, f"extract_keywords part {part + 1}/{jobs}", log)
+    schema = _part_schema()
+    words = hits = without = 0
     with atomic_path(out_parquet) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
-        for batch in iter_parquet_batches(ads_parquet, batch_docs, columns=["ad_id", "body"]):
-            ad_ids = batch.column("ad_id").to_pylist()
-            _check_ids(ids[done:done + len(ad_ids)], ad_ids, ads_parquet, embeddings_path)
-            found, n_new = keywords_once_per_body(kw, batch.column("body").to_pylist(), emb[done:done + len(ad_ids)],
-                                                  top_n, batch_docs, cache, bodies)
-            writer.write_table(pa.table({"ad_id": ad_ids, "keywords": found}, schema=schema))
-            done += len(ad_ids)
-            analysed += n_new
-            batches += 1
+        for block, table in blocks.iter_blocks(bodies_parquet, rows, block_docs, part, jobs, ["body"]):
+            texts = table.column("body").to_pylist()
+            first, last = blocks.block_rows_range(block, rows, block_docs)
+            doc_emb = np.asarray(emb[first:last], dtype=np.float32)
+            key = blocks.content_key(texts, settings + "|" + blocks.array_key(doc_emb))
+            found = saved.load(block, key)
+            computed = found is None or len(found) != len(texts)
+            if computed:
+                cache = WordCache(kw.model.embed, cache_words)
+                found = keywords_batched(kw, texts, doc_emb, top_n, batch_docs, cache)
+                saved.save(block, key, found)
+                words, hits = words + cache.embedded, hits + cache.hits
+            writer.write_table(pa.table({"body_row": np.arange(first, last, dtype=np.int64), "keywords": found}, schema=schema))
             without += sum(not k for k in found)
-            log.info("keywords: %d / %d ads, batch %d (%d bodies analysed, %d words embedded, %d cache hits, %d cached)",
-                     done, n_ads, batches, analysed, cache.embedded, cache.hits, len(cache))
-    return {"ads": done, "batches": batches, "ads_without_keywords": without, "top_n": top_n, "batch_docs": batch_docs,
-            "cache_words": cache_words, "words_embedded": cache.embedded, "cache_hits": cache.hits,
-            "bodies_analysed": analysed, "body_cache_hits": bodies.hits}
+            progress.advance(len(texts), computed=computed)
+    saved.clear()
+    return {"part": part, "jobs": jobs, "bodies": stop - start, "bodies_without_keywords": without,
+            "blocks_reused": saved.reused, "words_embedded": words, "cache_hits": hits}
+
+
+def gather_keywords(part_files, ad_bodies_parquet, out_parquet, batch_rows: int = 100_000) -> dict:
+    """The parts (in part order) fanned out to the ads -> Parquet (ad_id string, keywords list<string>)
+    in ``ads.parquet`` order. Holds the distinct bodies' keyword lists as one Arrow column (a few
+    bytes a word), never a Python object per ad."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from alpha.core.io import iter_parquet_batches
+
+    found = pa.concat_tables([pq.read_table(p) for p in part_files]) if part_files else _part_schema().empty_table()
+    rows = found.column("body_row").to_numpy()
+    if not np.array_equal(rows, np.arange(len(rows))):
+        raise ValueError("keyword parts do not cover the distinct bodies in order; rerun extract_keywords")
+    by_body = found.column("keywords").combine_chunks()
+    schema = pa.schema([("ad_id", pa.string()), ("keywords", pa.list_(pa.string()))])
+    ads = without = 0
+    with atomic_path(out_parquet) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+        for batch in iter_parquet_batches(ad_bodies_parquet, batch_rows, columns=["ad_id", "body_row"]):
+            body_rows = batch.column("body_row").to_numpy()
+            if len(body_rows) and body_rows.max() >= len(rows):
+                raise ValueError(f"{ad_bodies_parquet}: body row {int(body_rows.max())} but the parts hold {len(rows)} bodies;"
+                                 " rerun extract_keywords")
+            keywords = by_body.take(pa.array(body_rows))
+            writer.write_table(pa.table({"ad_id": batch.column("ad_id"), "keywords": keywords}, schema=schema))
+            ads += len(body_rows)
+            without += int(pc.sum(pc.equal(pc.list_value_length(keywords), 0)).as_py() or 0)
+    log.info("keywords gathered: %d distinct bodies -> %d ads (%d without keywords)", len(rows), ads, without)
+    return {"ads": ads, "distinct_bodies": len(rows), "ads_without_keywords": without}
