@@ -1,5 +1,5 @@
 """Training shard sets on hand-built sample tables: caps, partition, determinism, external mix,
-ShareGPT loading, manifest verification and bounded memory."""
+ShareGPT loading, manifest verification, the external merge sort and bounded memory."""
 import io
 import json
 
@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from alpha.core.io import PARQUET_OPTIONS
+from alpha.core.io import PARQUET_OPTIONS, write_parquet
 from alpha.tasks import shards, sharegpt
 from alpha.tasks.samples import ROW_GROUP_ROWS, SAMPLE_SCHEMA, TEST_AFTER_CUTOFF, TEST_UNSEEN_ADVERTISER, TRAIN, family_of
 
@@ -270,6 +270,7 @@ def test_fewer_shards_than_before_leave_no_stale_files(mixed, tmp_path):
         (dict(caps={"TAG": -1}), ValueError, "'TAG' is negative"),
         (dict(caps={"TAGG": 1}), ValueError, "unknown task or family 'TAGG'"),
         (dict(n_shards=0), ValueError, "n_shards"),
+        (dict(fan_in=1), ValueError, "fan_in"),
         (dict(external=[{"name": "sg", "path": "nowhere.json", "ratio": 0.1}]), FileNotFoundError, r"external\[0\] \('sg'\)"),
         (dict(external=[{"name": "TAG", "path": __file__, "ratio": 0.1}]), ValueError, "name"),
         (dict(external=[{"name": "sg", "path": __file__, "ratio": -1}]), ValueError, "ratio"),
@@ -281,11 +282,12 @@ def test_clear_errors(mixed, tmp_path, kwargs, error, match):
         shards.build_shard_set(**args)
 
 
-def test_duplicate_ids_fail_and_leave_no_temporary_files(tmp_path):
+@pytest.mark.parametrize("merge", [{}, dict(batch_rows=2, fan_in=2)], ids=["one run", "multi-level merge"])
+def test_duplicate_ids_fail_and_leave_no_temporary_files(tmp_path, merge):
     a = write(tmp_path / "a.parquet", rows("TAG", 5))
     b = write(tmp_path / "b.parquet", rows("TAG", 1, start=3))
     with pytest.raises(ValueError, match="'TAG:3' appears more than once"):
-        shards.build_shard_set([a, b], tmp_path / "out", 2, 0, {"TAG": None})
+        shards.build_shard_set([a, b], tmp_path / "out", 2, 0, {"TAG": None}, **merge)
     leftovers = [p.name for p in (tmp_path / "out").iterdir()]
     assert not [n for n in leftovers if n.startswith(".")] and "manifest.json" not in leftovers
 
@@ -303,16 +305,77 @@ def big_table(n):
     return pa.table(columns).cast(SAMPLE_SCHEMA)
 
 
-def test_memory_holds_one_shard_at_a_time(tmp_path):
-    n, n_shards = 200_000, 8
-    table = big_table(n)
-    total_bytes = table.nbytes
-    pq.write_table(table, tmp_path / "big.parquet", row_group_size=ROW_GROUP_ROWS, **PARQUET_OPTIONS)
-    del table
-    stats = shards.ShardStats()
-    m = shards.build_shard_set([tmp_path / "big.parquet"], tmp_path / "out", n_shards, 0, {"TAG": None}, batch_rows=4096, stats=stats)
-    assert m["total_rows"] == n and stats.spill_rows == [s["rows"] for s in m["shards"]]
-    assert stats.max_rows_held == max(stats.spill_rows) < 1.1 * n / n_shards
-    assert stats.peak_arrow_bytes < 2.5 * total_bytes / n_shards, (stats.peak_arrow_bytes, total_bytes)
-    shard = pq.ParquetFile(tmp_path / "out" / m["shards"][0]["file"])
-    assert [shard.metadata.row_group(g).num_rows for g in range(shard.num_row_groups)][0] == ROW_GROUP_ROWS
+def test_merge_memory_is_bounded_by_batch_rows_not_by_the_shard(tmp_path):
+    """One shard holding every row, 4x more rows the second time: pass 2 merges the shard's sorted
+    runs a chunk at a time, so the rows held and the Arrow peak stay where batch_rows puts them."""
+    batch_rows, peaks = 4096, {}
+    for n in (40_000, 160_000):
+        table = big_table(n)
+        total_bytes = table.nbytes
+        pq.write_table(table, tmp_path / f"big{n}.parquet", row_group_size=ROW_GROUP_ROWS, **PARQUET_OPTIONS)
+        del table
+        stats = shards.ShardStats()
+        m = shards.build_shard_set([tmp_path / f"big{n}.parquet"], tmp_path / f"out{n}", 1, 0, {"TAG": None},
+                                   batch_rows=batch_rows, stats=stats)
+        assert m["total_rows"] == n == stats.spill_rows[0] and stats.runs[0] >= n // batch_rows and stats.merges == 0
+        assert stats.max_rows_held <= 2 * batch_rows + ROW_GROUP_ROWS, stats.max_rows_held
+        peaks[n] = stats.peak_arrow_bytes
+    assert peaks[160_000] < 1.2 * peaks[40_000], peaks
+    assert peaks[160_000] < total_bytes / 4, (peaks, total_bytes)  # sorting the shard in memory would hold all of it
+    shard = pq.ParquetFile(tmp_path / "out160000" / m["shards"][0]["file"]).metadata
+    assert [shard.row_group(g).num_rows for g in range(shard.num_row_groups)] == [ROW_GROUP_ROWS] * 9 + [160_000 - 9 * ROW_GROUP_ROWS]
+
+
+MERGES = {
+    "one run": dict(batch_rows=1_000_000),
+    "many runs": dict(batch_rows=1_000),
+    "multi-level": dict(batch_rows=300, fan_in=4),
+    "binary merges": dict(batch_rows=2_000, fan_in=2),
+}
+
+
+def test_merge_output_is_byte_identical_for_one_run_many_runs_and_multi_level_merges(tmp_path):
+    """Two shards of more than one row group each, built from one sorted run per shard, from many
+    runs merged at once and from runs merged in levels: the same bytes, which are also those of the
+    whole sorted shard written in one go (the former in-memory pass 2)."""
+    a = write(tmp_path / "a.parquet", rows("TAG", 24_000) + rows("TS-E", 6_000))
+    b = write(tmp_path / "b.parquet", rows("TAP-G", 5_000) + rows("TAP-A", 2_000, TEST_AFTER_CUTOFF))
+    ext = tmp_path / "ext.json"
+    sharegpt.write_demo_sharegpt(ext, 400, 0)
+    spec = dict(n_shards=2, seed=3, caps={"TAG": None, "TAP": 4_000, "TS": None}, external=[{"name": "sg", "path": ext, "ratio": 0.01}])
+    manifests, stats = {}, {}
+    for k, (name, merge) in enumerate(MERGES.items()):
+        stats[name] = shards.ShardStats()
+        manifests[name] = shards.build_shard_set([a, b][:: 1 - 2 * (k % 2)], tmp_path / str(k), **spec, **merge, stats=stats[name])
+    assert stats["one run"].runs == [1, 1]
+    assert min(stats["many runs"].runs) > 1 and stats["many runs"].merges == 0
+    assert min(stats["multi-level"].runs) > 4 * 4 and stats["multi-level"].merges > 2 * 4
+    assert stats["binary merges"].merges > 2 * 2
+    assert all(m == manifests["one run"] for m in manifests.values())
+    for entry in manifests["one run"]["shards"]:
+        contents = {(tmp_path / str(k) / entry["file"]).read_bytes() for k in range(len(MERGES))}
+        assert len(contents) == 1, entry["file"]
+        table = pq.read_table(tmp_path / "0" / entry["file"]).cast(SAMPLE_SCHEMA)  # Parquet drops nested fields' nullability
+        assert table.num_rows > ROW_GROUP_ROWS
+        write_parquet(tmp_path / "whole.parquet", table.combine_chunks(), ROW_GROUP_ROWS, PARQUET_OPTIONS)
+        assert (tmp_path / "whole.parquet").read_bytes() == contents.pop()
+
+
+def test_merge_breaks_order_key_ties_by_id_across_runs(tmp_path, monkeypatch):
+    """Order keys squeezed into 6 values: almost every row ties with rows in other runs, and the merge
+    must still give (order, id) order, comparing ids as UTF-8 bytes like Arrow's sort does."""
+    real = shards.sample_keys
+    monkeypatch.setattr(shards, "sample_keys", lambda seed, ids: (lambda s, o: (s, o % np.uint64(6)))(*real(seed, ids)))
+    records = rows("TAG", 600) + rows("TS-E", 300)
+    for k, r in enumerate(records[::7]):
+        r["id"] += ["é", "日本", "\U0001f600", "Z", "~"][k % 5]
+    src = write(tmp_path / "a.parquet", records)
+    merges = {"one run": dict(batch_rows=10_000), "many runs": dict(batch_rows=50), "multi-level": dict(batch_rows=40, fan_in=3)}
+    for name, merge in merges.items():
+        shards.build_shard_set([src], tmp_path / name, 2, 4, {"TAG": None, "TS": None}, **merge)
+    for k, t in enumerate(shard_tables(tmp_path / "multi-level")):
+        ids = t.column("id").to_pylist()
+        keys = list(zip((real(4, ids)[1] % np.uint64(6)).tolist(), (i.encode() for i in ids)))
+        assert keys == sorted(keys) and {o % 2 for o, _ in keys} == {k}
+    for name in ["manifest.json", "shard-00000.parquet", "shard-00001.parquet"]:
+        assert len({(tmp_path / m / name).read_bytes() for m in merges}) == 1, name

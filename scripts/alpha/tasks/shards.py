@@ -7,17 +7,24 @@ id) and the *order* key decides the shuffle (shard = order % n_shards, rows sort
 Two keys, because ordering by the select key would put a capped task's survivors, which all have
 small keys, at the head of every shard.
 
-Memory is bounded, never all samples at once:
+Memory is bounded by the settings (``batch_rows``, ``fan_in``), never by the data:
 
 * pass 0 reads (id, task, split) in batches: counts, plus the select keys of capped tasks' train
   rows (8 bytes a row) to find each cap's exact threshold with ``np.partition``;
-* pass 1 streams the full rows in batches and appends each kept row to its shard's spill file
-  (an Arrow IPC stream in a temporary folder inside ``out_dir``);
-* pass 2 loads one spill at a time (about total / n_shards rows), sorts it and writes the shard.
+* pass 1 streams the full rows in batches into a buffer of at most ``batch_rows`` rows; each time it
+  fills, the buffer is sorted by (shard, order, id) and each shard's part is spilled as one sorted
+  *run* (an Arrow IPC stream in a temporary folder inside ``out_dir``, in chunks of
+  ``batch_rows / fan_in`` rows);
+* pass 2 is an external merge sort, shard by shard: it reads the shard's runs one chunk at a time and
+  merges them by (order, id), each round passing on every row up to the smallest last key of the
+  chunks it holds, and writes the shard's Parquet row group by row group. It holds at most ``fan_in``
+  chunks (about ``batch_rows`` rows), a sorted copy of one round and one row group; a shard with more
+  than ``fan_in`` runs first merges runs into longer runs, in as many levels as it takes.
 
-The output depends only on the set of input rows, the seed, caps and n_shards: not on batch_rows
-nor on the order of the input files. ``manifest.json`` records counts, caps, external mix and each
-shard's row count and sha256; ``verify_manifest`` checks a shard set against it.
+The output depends only on the set of input rows, the seed, caps and n_shards: not on batch_rows,
+fan_in nor the order of the input files (row groups have a fixed size, so the Parquet bytes are those
+of the whole sorted shard written at once). ``manifest.json`` records counts, caps, external mix and
+each shard's row count and sha256; ``verify_manifest`` checks a shard set against it.
 """
 from __future__ import annotations
 
@@ -27,16 +34,17 @@ import math
 import os
 import shutil
 import tempfile
+from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, Sequence
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from alpha.core.io import PARQUET_OPTIONS, iter_parquet_batches, read_json, write_json, write_parquet
+from alpha.core.io import PARQUET_OPTIONS, atomic_path, iter_parquet_batches, read_json, write_json
 from alpha.tasks.samples import EXTERNAL_FAMILY, FAMILIES, ROW_GROUP_ROWS, SAMPLE_SCHEMA, TASKS, TRAIN, family_of
 from alpha.tasks.sharegpt import load_sharegpt
 
@@ -45,6 +53,8 @@ log = logging.getLogger("alpha.tasks.shards")
 MANIFEST = "manifest.json"
 ORDER = "_order"
 SPILL_SCHEMA = SAMPLE_SCHEMA.append(pa.field(ORDER, pa.uint64()))
+SORT_KEYS = [(ORDER, "ascending"), ("id", "ascending")]
+MERGE_FAN_IN = 64  # runs merged at once; a shard with more is merged in levels
 _SPILL_PREFIX = ".spill-"
 
 
@@ -97,10 +107,13 @@ def break_tie(cut: Cut, need: int, ids_and_keys: Iterable[tuple[Sequence[str], n
 
 @dataclass
 class ShardStats:
-    """What a run held in memory, for checking the bounded-memory claim: rows per spill, the most
-    rows loaded at once in pass 2, and the peak Arrow allocation above the start of the run."""
+    """What a run held in memory, for checking the bounded-memory claim: rows and sorted runs per
+    shard, the intermediate merges pass 2 needed, the most rows held at once (pass 1's buffer, pass
+    2's run chunks and pending output) and the peak Arrow allocation above the start of the run."""
 
     spill_rows: list[int] = field(default_factory=list)
+    runs: list[int] = field(default_factory=list)
+    merges: int = 0
     max_rows_held: int = 0
     peak_arrow_bytes: int = 0
     _held: int = 0
@@ -166,7 +179,7 @@ def _check_external(external: Sequence[Mapping]) -> list[External]:
     return out
 
 
-def _check_inputs(sample_files: Sequence, n_shards: int, seed: int, batch_rows: int) -> list[Path]:
+def _check_inputs(sample_files: Sequence, n_shards: int, seed: int, batch_rows: int, fan_in: int) -> list[Path]:
     if not sample_files:
         raise ValueError("no sample files given")
     if isinstance(n_shards, bool) or not isinstance(n_shards, int) or n_shards < 1:
@@ -175,6 +188,8 @@ def _check_inputs(sample_files: Sequence, n_shards: int, seed: int, batch_rows: 
         raise ValueError(f"seed must be an integer, got {seed!r}")
     if batch_rows < 1:
         raise ValueError(f"batch_rows must be >= 1, got {batch_rows}")
+    if fan_in < 2:
+        raise ValueError(f"fan_in must be >= 2, got {fan_in}")
     paths = [Path(p) for p in sample_files]
     for p in paths:
         if not p.is_file():
@@ -277,42 +292,66 @@ def _chunks(items: Iterable, size: int) -> Iterator[list]:
         yield chunk
 
 
-# --- pass 1: spill kept rows by shard ---------------------------------------------------------------
+# --- pass 1: spill kept rows as sorted runs ----------------------------------------------------------
+
+
+def chunk_rows_for(batch_rows: int, fan_in: int) -> int:
+    """Rows per chunk of a run, so that a merge holding one chunk of each of ``fan_in`` runs holds
+    about ``batch_rows`` rows."""
+    return max(1, batch_rows // fan_in)
 
 
 class Spills:
-    """One Arrow IPC stream per shard in a temporary folder; rows appended batch by batch."""
+    """Kept rows buffered up to ``batch_rows``; each flush spills every shard's part of the buffer as
+    one run sorted by (order, id), ``runs[k]`` listing shard k's run files in a temporary folder."""
 
-    def __init__(self, folder: Path, n_shards: int, stats: ShardStats):
+    def __init__(self, folder: Path, n_shards: int, batch_rows: int, chunk_rows: int, stats: ShardStats):
         self.folder = folder
         self.n_shards = n_shards
+        self.batch_rows = batch_rows
+        self.chunk_rows = chunk_rows
         self.stats = stats
         self.rows = [0] * n_shards
-        self._sinks = [pa.OSFile(str(self.path(k)), "wb") for k in range(n_shards)]
-        self._writers = [pa.ipc.new_stream(sink, SPILL_SCHEMA) for sink in self._sinks]
-
-    def path(self, k: int) -> Path:
-        return self.folder / f"{k:05d}.arrows"
+        self.runs: list[list[Path]] = [[] for _ in range(n_shards)]
+        self._buffer: list[pa.RecordBatch] = []
+        self._buffered = 0
 
     def add(self, batch: pa.RecordBatch, order: np.ndarray) -> None:
         if not batch.num_rows:
             return
-        batch = pa.RecordBatch.from_arrays([*batch.columns, pa.array(order, pa.uint64())], schema=SPILL_SCHEMA)
-        shard = (order % np.uint64(self.n_shards)).astype(np.int64)
-        by_shard = np.argsort(shard, kind="stable")
-        bounds = np.searchsorted(shard[by_shard], np.arange(self.n_shards + 1))
-        for k in np.flatnonzero(np.diff(bounds)):
-            rows = by_shard[bounds[k]:bounds[k + 1]]
-            self._writers[k].write_batch(batch.take(pa.array(rows)))
-            self.rows[k] += len(rows)
+        if self._buffered + batch.num_rows > self.batch_rows:
+            self.flush()
+        self._buffer.append(pa.RecordBatch.from_arrays([*batch.columns, pa.array(order, pa.uint64())], schema=SPILL_SCHEMA))
+        self._buffered += batch.num_rows
+        self.stats.hold(batch.num_rows)
         self.stats.sample_memory()
 
-    def close(self) -> None:
-        for writer in self._writers:
-            writer.close()
-        for sink in self._sinks:
-            sink.close()
-        self._writers, self._sinks = [], []
+    def flush(self) -> None:
+        if not self._buffered:
+            return
+        table, bounds = _shard_sort(pa.Table.from_batches(self._buffer, SPILL_SCHEMA), self.n_shards)
+        self._buffer = []
+        self.stats.sample_memory()
+        for k in np.flatnonzero(np.diff(bounds)):
+            path = self.folder / f"{k:05d}-{len(self.runs[k]):06d}.arrows"
+            write_run(path, table.slice(bounds[k], bounds[k + 1] - bounds[k]), self.chunk_rows)
+            self.runs[k].append(path)
+            self.rows[k] += int(bounds[k + 1] - bounds[k])
+        self.stats.release(self._buffered)
+        self._buffered = 0
+
+
+def _shard_sort(table: pa.Table, n_shards: int) -> tuple[pa.Table, np.ndarray]:
+    """The rows sorted by (shard, order, id), and the n_shards + 1 bounds of each shard's rows."""
+    by_key = pc.sort_indices(table, sort_keys=SORT_KEYS).to_numpy()
+    shard = (table.column(ORDER).to_numpy()[by_key] % np.uint64(n_shards)).astype(np.int64)
+    by_shard = np.argsort(shard, kind="stable")
+    return table.take(pa.array(by_key[by_shard])), np.searchsorted(shard[by_shard], np.arange(n_shards + 1))
+
+
+def write_run(path: Path, rows: pa.Table, chunk_rows: int) -> None:
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, SPILL_SCHEMA) as writer:
+        writer.write_table(rows, max_chunksize=chunk_rows)
 
 
 def _as_samples(batch: pa.RecordBatch, origin: object) -> pa.RecordBatch:
@@ -358,27 +397,159 @@ def spill_external(ext: External, plan: ExternalPlan, seed: int, batch_rows: int
     return taken
 
 
-# --- pass 2: sort each spill, write its shard -------------------------------------------------------
+# --- pass 2: merge each shard's runs, write the shard ----------------------------------------------
 
 
-def write_shard(spill: Path, out: Path, stats: ShardStats) -> dict:
-    with pa.OSFile(str(spill), "rb") as src:
-        table = pa.ipc.open_stream(src).read_all()
-    spill.unlink()
-    stats.hold(table.num_rows)
-    stats.sample_memory()
-    order = pc.sort_indices(table, sort_keys=[(ORDER, "ascending"), ("id", "ascending")])
-    table = table.take(order).drop_columns([ORDER]).combine_chunks()
-    stats.sample_memory()
-    _check_unique(table.column("id"), out.name)
-    write_parquet(out, table, ROW_GROUP_ROWS, PARQUET_OPTIONS)
-    stats.sample_memory()
-    rows = table.num_rows
-    stats.release(rows)
-    return {"file": out.name, "rows": rows, "sha256": sha256_of(out)}
+class RunCursor:
+    """A sorted run read one chunk (IPC record batch) at a time; the chunk's first ``pos`` rows are merged."""
+
+    def __init__(self, path: Path, stats: ShardStats):
+        self._source = pa.OSFile(str(path), "rb")
+        self._batches = iter(pa.ipc.open_stream(self._source))
+        self.stats = stats
+        self.chunk: pa.RecordBatch | None = None
+        self.order = np.empty(0, np.uint64)
+        self.pos = 0
+        self.last_key: tuple[int, str] = (0, "")
+
+    def refill(self) -> bool:
+        """Load the next chunk once this one is merged; False at the end of the run."""
+        if self.pos < len(self.order):
+            return True
+        self._drop()
+        for chunk in self._batches:
+            if chunk.num_rows:
+                self.chunk, self.order = chunk, chunk.column(ORDER).to_numpy()
+                self.last_key = (int(self.order[-1]), chunk.column("id")[-1].as_py())
+                self.stats.hold(chunk.num_rows)
+                return True
+        return False
+
+    def take_upto(self, key: tuple[int, str]) -> pa.RecordBatch:
+        """The unmerged rows of the chunk with (order, id) <= ``key``: a prefix, since the run is sorted."""
+        order, ident = key
+        end = max(self.pos, int(np.searchsorted(self.order, np.uint64(order), side="left")))
+        ids = self.chunk.column("id")
+        while end < len(self.order) and int(self.order[end]) == order and ids[end].as_py() <= ident:
+            end += 1
+        rows = self.chunk.slice(self.pos, end - self.pos)
+        self.pos = end
+        return rows
+
+    def close(self) -> None:
+        self._drop()
+        self._source.close()
+
+    def _drop(self) -> None:
+        if self.chunk is not None:
+            self.stats.release(self.chunk.num_rows)
+        self.chunk, self.order, self.pos = None, np.empty(0, np.uint64), 0
 
 
-def _check_unique(ids: pa.ChunkedArray, where: str) -> None:
+def merge_runs(paths: Sequence[Path], sink: Callable[[pa.Table], None], stats: ShardStats) -> None:
+    """Pass the rows of sorted runs to ``sink`` in (order, id) order, holding one chunk per run. Each
+    round passes on every held row up to the smallest last key of the held chunks, sorted: no row
+    still on disk can come before them, and at least one chunk is used up."""
+    with ExitStack() as stack:
+        live = [stack.enter_context(closing(RunCursor(p, stats))) for p in paths]
+        live = [c for c in live if c.refill()]
+        while live:
+            bound = min(c.last_key for c in live)
+            pieces = [piece for c in live if (piece := c.take_upto(bound)).num_rows]
+            rows = pa.Table.from_batches(pieces)
+            stats.sample_memory()
+            sink(rows if len(pieces) == 1 else rows.take(pc.sort_indices(rows, sort_keys=SORT_KEYS)))
+            live = [c for c in live if c.refill()]
+
+
+class Rechunk:
+    """Passes rows on to ``write`` in contiguous tables of exactly ``rows`` rows (the last one shorter)."""
+
+    def __init__(self, rows: int, write: Callable[[pa.Table], None], stats: ShardStats):
+        self.rows = rows
+        self.write = write
+        self.stats = stats
+        self._pending: list[pa.Table] = []
+        self._held = 0
+
+    def __call__(self, table: pa.Table) -> None:
+        self._pending.append(table)
+        self._held += table.num_rows
+        self.stats.hold(table.num_rows)
+        while self._held >= self.rows:
+            self._emit(self.rows)
+
+    def close(self) -> None:
+        if self._held:
+            self._emit(self._held)
+
+    def _emit(self, n: int) -> None:
+        pending = pa.concat_tables(self._pending)
+        rest = pending.slice(n)
+        self._pending = [rest] if rest.num_rows else []
+        self.write(pending.slice(0, n).combine_chunks())
+        self.stats.sample_memory()
+        self._held -= n
+        self.stats.release(n)
+
+
+class ShardFile:
+    """The shard's Parquet file, one row group at a time; the bytes are those ``write_parquet`` gives
+    the whole shard, since its writer cuts the same row groups. Checks that ids are unique."""
+
+    def __init__(self, writer: pq.ParquetWriter, name: str):
+        self.writer = writer
+        self.name = name
+        self.rows = 0
+        self._last_id: str | None = None
+
+    def __call__(self, group: pa.Table) -> None:
+        group = group.drop_columns([ORDER])
+        _check_unique(group.column("id"), self.name, self._last_id)
+        self._last_id = group.column("id")[-1].as_py()
+        self.writer.write_table(group, row_group_size=ROW_GROUP_ROWS)
+        self.rows += group.num_rows
+
+    def close(self) -> None:
+        if not self.rows:
+            self.writer.write_table(SAMPLE_SCHEMA.empty_table(), row_group_size=ROW_GROUP_ROWS)
+
+
+def merge_levels(runs: list[Path], fan_in: int, chunk_rows: int, stats: ShardStats) -> list[Path]:
+    """Merge runs into longer ones, oldest first, until at most ``fan_in`` are left."""
+    runs = list(runs)
+    while len(runs) > fan_in:
+        take = min(fan_in, len(runs) - fan_in + 1)  # no more than needed to get down to fan_in
+        group, runs = runs[:take], runs[take:]
+        path = group[0].with_name(f"{group[0].name[:5]}-merged-{stats.merges:06d}.arrows")
+        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, SPILL_SCHEMA) as writer:
+            chunks = Rechunk(chunk_rows, writer.write_table, stats)
+            merge_runs(group, chunks, stats)
+            chunks.close()
+        for done in group:
+            done.unlink()
+        runs.append(path)
+        stats.merges += 1
+    return runs
+
+
+def write_shard(runs: list[Path], out: Path, fan_in: int, chunk_rows: int, stats: ShardStats) -> dict:
+    runs = merge_levels(runs, fan_in, chunk_rows, stats)
+    with atomic_path(out) as tmp, pq.ParquetWriter(tmp, SAMPLE_SCHEMA, **PARQUET_OPTIONS) as writer:
+        shard = ShardFile(writer, out.name)
+        groups = Rechunk(ROW_GROUP_ROWS, shard, stats)
+        merge_runs(runs, groups, stats)
+        groups.close()
+        shard.close()
+    for done in runs:
+        done.unlink()
+    return {"file": out.name, "rows": shard.rows, "sha256": sha256_of(out)}
+
+
+def _check_unique(ids: pa.ChunkedArray, where: str, before: str | None = None) -> None:
+    """Raise on a repeated id among sorted ids (and ``before``, the id just before them)."""
+    if before is not None:
+        ids = pa.chunked_array([pa.array([before], ids.type), *ids.chunks])
     if len(ids) < 2:
         return
     same = pc.equal(ids.slice(1), ids.slice(0, len(ids) - 1))
@@ -419,13 +590,15 @@ def build_shard_set(
     external: Sequence[Mapping] = (),
     batch_rows: int = 65536,
     stats: ShardStats | None = None,
+    fan_in: int = MERGE_FAN_IN,
 ) -> dict:
     """Write ``out_dir/shard-00000.parquet`` ... and ``out_dir/manifest.json``; returns the manifest.
 
     ``caps`` maps task or family names to a cap (null: none); tasks matching no key are left out.
     ``external`` entries ``{name, path, ratio}`` add round(ratio x behavioural rows) samples of a
-    ShareGPT set (all it has when that is fewer). Pass a ``ShardStats`` to see what memory held."""
-    paths = _check_inputs(sample_files, n_shards, seed, batch_rows)
+    ShareGPT set (all it has when that is fewer). ``batch_rows`` and ``fan_in`` (runs merged at once)
+    bound memory and leave the output unchanged. Pass a ``ShardStats`` to see what memory held."""
+    paths = _check_inputs(sample_files, n_shards, seed, batch_rows, fan_in)
     caps = _check_caps(caps)
     externals = _check_external(external)
     stats = stats if stats is not None else ShardStats()
@@ -442,18 +615,17 @@ def build_shard_set(
 
     spill_dir = Path(tempfile.mkdtemp(prefix=_SPILL_PREFIX, dir=out_dir))
     try:
-        spills = Spills(spill_dir, n_shards, stats)
-        try:
-            spill_behavioural(paths, plan, seed, batch_rows, spills)
-            taken = [spill_external(ext, ep, seed, batch_rows, spills) for ext, ep in zip(externals, ext_plans)]
-        finally:
-            spills.close()
-        stats.spill_rows = list(spills.rows)
-        log.info("pass 1: %d rows spilled over %d shards", sum(spills.rows), n_shards)
+        chunk_rows = chunk_rows_for(batch_rows, fan_in)
+        spills = Spills(spill_dir, n_shards, batch_rows, chunk_rows, stats)
+        spill_behavioural(paths, plan, seed, batch_rows, spills)
+        taken = [spill_external(ext, ep, seed, batch_rows, spills) for ext, ep in zip(externals, ext_plans)]
+        spills.flush()
+        stats.spill_rows, stats.runs = list(spills.rows), [len(r) for r in spills.runs]
+        log.info("pass 1: %d rows spilled over %d shards in %d sorted runs", sum(spills.rows), n_shards, sum(stats.runs))
         shards = []
         for k in range(n_shards):
-            shards.append(write_shard(spills.path(k), out_dir / shard_name(k), stats))
-            log.info("pass 2: wrote %s (%d rows)", shards[-1]["file"], shards[-1]["rows"])
+            shards.append(write_shard(spills.runs[k], out_dir / shard_name(k), fan_in, chunk_rows, stats))
+            log.info("pass 2: wrote %s (%d rows, %d runs merged)", shards[-1]["file"], shards[-1]["rows"], stats.runs[k])
     finally:
         shutil.rmtree(spill_dir, ignore_errors=True)
 
