@@ -126,6 +126,7 @@ rule pair_tasks:
     params:
         region_min_rank_diff=config["tasks"]["region_min_rank_diff"],
         min_distance=config["pairs"]["min_distance"],
+        batch_rows=config["tasks"]["batch_rows"],
     script:
         "../scripts/pair_tasks.py"
 
@@ -151,6 +152,7 @@ rule test_sets:
     params:
         seed=config["seed"],
         min_class_size=config["tasks"]["tap_min_class_size"],
+        batch_rows=config["tasks"]["batch_rows"],
     script:
         "../scripts/test_sets.py"
 

@@ -317,3 +317,194 @@ def test_test_sets_are_tap_balanced_and_hold_only_test_rows(tmp_path):
     assert [r["id"] for r in pq.read_table(outs[TEST_UNSEEN_ADVERTISER]).to_pylist()] == ["TS-E:40"]
     assert report["tap_balance"][TEST_AFTER_CUTOFF]["TAP-G"]["per_class"] == 3
 
+
+
+# ---------------------------------------------------------------- streaming: bytes and memory bounded by batch_rows
+
+STATES = ["Ohio", "Utah", "Iowa", "Texas", "Maine", "Idaho", "Nevada", "Kansas"]
+
+
+def random_shard(tmp_path, n_pages, ads_per_page=6, seed=0, shuffle_pairs=False):
+    """Pages of ads with random segments (ties included), the ads in scattered order, and every within-page
+    pair (page by page, as mine_pairs writes them, unless ``shuffle_pairs``)."""
+    import random
+
+    rng = random.Random(seed)
+    rows, segs, splits, pairs = [], [], {}, []
+    for p in range(n_pages):
+        page, ids = f"p{p:04d}", [f"a{p:04d}_{k}" for k in range(ads_per_page + p % 3)]
+        page_split = rng.choice([TRAIN, TRAIN, TEST_UNSEEN_ADVERTISER])
+        for ad_id in ids:
+            words = " ".join(rng.choice(["vote", "tax", "school", "road", "jobs", "care"]) for _ in range(rng.randint(5, 30)))
+            rows.append(ad_row(ad_id, page=page, body=words))
+            rows[-1]["currency"] = rng.choice(["USD", "USD", "EUR"])
+            cells = rng.sample(["female 25-34", "male 25-34", "female 65+"], 2)
+            segs.append(seg(rng.sample(["female", "male"], 2), [1.5, rng.choice([0.5, 1.5])], rng.sample(["25-34", "65+"], 2),
+                            [rng.choice([2.0, 1.0]), 1.0], states=rng.sample(STATES, rng.randint(0, 6)), cells=cells,
+                            cell_idx=[rng.choice([3.0, 2.0]), 1.0], spend=rng.choice([50.0, 150.0, float("nan")]), ad_id=ad_id))
+            splits[ad_id] = page_split if page_split != TRAIN else rng.choice([TRAIN, TRAIN, TEST_AFTER_CUTOFF])
+        pairs += [(page, a, b, rng.randint(10, 20)) for i, a in enumerate(ids) for b in ids[i + 1:]]
+    order = list(range(len(rows)))
+    rng.shuffle(order)
+    ads, segments, spl = write_inputs(tmp_path, [rows[i] for i in order], [segs[i] for i in order], splits)
+    if shuffle_pairs:
+        rng.shuffle(pairs)
+    path = tmp_path / "pairs.parquet"
+    page, a, b, dist = zip(*pairs)
+    pq.write_table(pa.table({"page_id": page, "ad_id_1": a, "ad_id_2": b, "cosine": [0.8] * len(pairs),
+                             "distance": pa.array(dist, pa.int32())}), path)
+    return path, ads, segments, spl
+
+
+@pytest.mark.parametrize("shuffle_pairs", [False, True])
+def test_pair_tasks_bytes_do_not_depend_on_batch_rows(tmp_path, monkeypatch, shuffle_pairs):
+    import tempfile
+
+    inputs = random_shard(tmp_path, n_pages=12, shuffle_pairs=shuffle_pairs)
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spill))
+    outputs = {}
+    for batch_rows in (1, 4, 10_000):
+        out_dir = tmp_path / f"out{batch_rows}"
+        out_dir.mkdir()
+        report = tasks.build_pair_tasks(*inputs, out_dir / "s.parquet", RULES, batch_rows=batch_rows)
+        assert [p.name for p in out_dir.iterdir()] == ["s.parquet"] and not any(spill.iterdir())  # the spilled ads are gone
+        outputs[batch_rows] = ((out_dir / "s.parquet").read_bytes(), report)
+    assert outputs[1] == outputs[4] == outputs[10_000]
+    tasks_found = set(pq.read_table(tmp_path / "out1/s.parquet", columns=["task"]).column("task").to_pylist())
+    assert tasks_found == {"TC-G", "TC-A", "TC-R", "TS-E", "TS-B"} and outputs[1][1]["pages"] == 12
+
+
+def test_page_ranges_hold_batch_rows_ads_unless_one_page_is_larger(tmp_path):
+    pairs, ads, _, _ = random_shard(tmp_path, n_pages=6, ads_per_page=3)  # pages of 3, 4, 5, 3, 4, 5 ads
+    pages = tasks.pairs_pages(pairs, batch_rows=2)
+    assert pages.to_pylist() == [f"p{p:04d}" for p in range(6)]
+    assert tasks.page_ranges(ads, pages, batch_rows=8).tolist() == [0, 0, 1, 1, 2, 3]  # 3+4, 5+3, 4, 5 ads
+    assert tasks.page_ranges(ads, pages, batch_rows=2).tolist() == [0, 1, 2, 3, 4, 5]
+
+
+def test_pair_tasks_need_row_aligned_ad_tables(tmp_path):
+    pairs, ads, segments, spl = random_shard(tmp_path, n_pages=2)
+    table = pq.read_table(segments)
+    pq.write_table(table.take(list(range(table.num_rows))[::-1]), segments)
+    with pytest.raises(ValueError, match="not row-aligned"):
+        tasks.build_pair_tasks(pairs, ads, segments, spl, tmp_path / "s.parquet", RULES, batch_rows=4)
+
+
+def test_pair_tasks_refuse_a_pair_whose_ad_is_missing_from_its_page(tmp_path):
+    pairs, ads, segments, spl = random_shard(tmp_path, n_pages=2)
+    pq.write_table(pa.table({"page_id": ["p0000"], "ad_id_1": ["a0000_0"], "ad_id_2": ["a0001_0"], "cosine": [0.8],
+                             "distance": pa.array([16], pa.int32())}), pairs)
+    with pytest.raises(ValueError, match="ad a0001_0 is not in .* rerun mine_pairs"):
+        tasks.build_pair_tasks(pairs, ads, segments, spl, tmp_path / "s.parquet", RULES, batch_rows=4)
+
+
+def peak_python_bytes(fn) -> int:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def small_row_groups(monkeypatch):
+    """Sample row groups of 64 rows, so that the writer's one row group is small beside what is measured."""
+    from functools import partial
+
+    from alpha.tasks.samples import SampleWriter
+
+    monkeypatch.setattr(tasks, "SampleWriter", partial(SampleWriter, row_group_rows=64))
+
+
+def test_pair_tasks_memory_is_bound_by_batch_rows_not_by_pairs(tmp_path, monkeypatch):
+    small_row_groups(monkeypatch)
+    peaks = {}
+    for n_pages in (6, 60):
+        folder = tmp_path / f"n{n_pages}"
+        folder.mkdir()
+        inputs = random_shard(folder, n_pages=n_pages, ads_per_page=8)
+        peaks[n_pages] = peak_python_bytes(lambda: tasks.build_pair_tasks(*inputs, folder / "s.parquet", RULES, batch_rows=16))
+    assert peaks[60] < 1.5 * peaks[6], peaks  # 10x the ads and pairs; holding them would be ~10x the memory
+
+
+def tap_heavy_samples(tmp_path, n, name="samples.parquet"):
+    """Mostly TAP test samples (the part balancing must remember), a few TAG and train rows."""
+    rows = []
+    for k in range(n):
+        split = TEST_AFTER_CUTOFF if k % 3 else TEST_UNSEEN_ADVERTISER
+        gender = "nonbinary" if k % 30 == 5 else ["female", "male"][k % 2]  # a small class, in test_after_cutoff only
+        if k % 10 == 0:
+            rows.append(sample("TAG", split if k % 20 else TRAIN, n=k))
+        else:
+            rows.append(sample("TAP-G" if k % 4 else "TAP-A", split, gender if k % 4 else f"{18 + k % 5}", n=k))
+    path = tmp_path / name
+    pq.write_table(pa.Table.from_pylist(rows, schema=SAMPLE_SCHEMA), path, row_group_size=max(1, n // 7))
+    return path, rows
+
+
+def expected_test_sets(rows, seed, min_class_size):
+    """What the test sets hold by definition: balanced_keep over each (split, task)'s TAP samples at once."""
+    keep: set = set()
+    for split in (TEST_AFTER_CUTOFF, TEST_UNSEEN_ADVERTISER):
+        for task in sorted({r["task"] for r in rows if r["family"] == "TAP"}):
+            tap = [r for r in rows if r["split"] == split and r["task"] == task]
+            keep |= tasks.balanced_keep([r["id"] for r in tap], [r["label"] for r in tap], seed, min_class_size)[0]
+    return {split: [r["id"] for r in rows if r["split"] == split and (r["family"] != "TAP" or r["id"] in keep)]
+            for split in (TEST_AFTER_CUTOFF, TEST_UNSEEN_ADVERTISER)}
+
+
+@pytest.mark.parametrize("coarse_keys", [False, True])
+def test_test_sets_bytes_do_not_depend_on_batch_rows(tmp_path, monkeypatch, coarse_keys):
+    src, rows = tap_heavy_samples(tmp_path, 600)
+    rows += rows[5:9]  # repeated ids: ties at the cut are decided by id, as balanced_keep does
+    pq.write_table(pa.Table.from_pylist(rows, schema=SAMPLE_SCHEMA), src)
+    if coarse_keys:  # many equal keys: every cut falls on a tie
+        monkeypatch.setattr(tasks, "stable_key", lambda seed, text: (hash(text) % 7) * 2**40)
+    outputs = {}
+    for batch_rows in (1, 7, 100_000):
+        outs = {split: tmp_path / f"{split}{batch_rows}.parquet" for split in (TEST_AFTER_CUTOFF, TEST_UNSEEN_ADVERTISER)}
+        report = tasks.build_test_sets([src, src], outs, seed=3, min_class_size=50, batch_rows=batch_rows)
+        outputs[batch_rows] = (report, *(p.read_bytes() for p in outs.values()))
+        got = {split: pq.read_table(p, columns=["id"]).column("id").to_pylist() for split, p in outs.items()}
+        assert got == expected_test_sets(rows * 2, 3, 50)
+    assert outputs[1] == outputs[7] == outputs[100_000]
+    balance = outputs[1][0]["tap_balance"]
+    assert balance[TEST_AFTER_CUTOFF]["TAP-G"]["dropped_classes"] == {"nonbinary": 42}  # (20 + 1 repeated) x 2 files
+    assert balance[TEST_UNSEEN_ADVERTISER]["TAP-A"]["per_class"] == 0  # every class too small
+
+
+def test_test_sets_memory_is_bound_by_batch_rows_not_by_samples(tmp_path, monkeypatch):
+    small_row_groups(monkeypatch)
+    peaks, taps = {}, {}
+    for n in (2_000, 20_000):
+        src, rows = tap_heavy_samples(tmp_path, n, name=f"s{n}.parquet")
+        taps[n] = sum(r["family"] == "TAP" for r in rows)
+        outs = {split: tmp_path / f"{split}{n}.parquet" for split in (TEST_AFTER_CUTOFF, TEST_UNSEEN_ADVERTISER)}
+        peaks[n] = peak_python_bytes(lambda: tasks.build_test_sets([src], outs, seed=1, min_class_size=1, batch_rows=64))
+    # What may grow: each TAP test sample's 8-byte key (up to twice that in a growing array, and a copy to cut
+    # its class). Ids, labels or rows held per sample (Python objects) would be well over 100 bytes each.
+    per_sample = (peaks[20_000] - peaks[2_000]) / (taps[20_000] - taps[2_000])
+    assert per_sample < 40, (peaks, per_sample)
+
+
+def test_sample_writer_bytes_do_not_depend_on_rows_or_tables(tmp_path):
+    from alpha.tasks.samples import SampleWriter
+
+    rows = [sample("TAG", TRAIN, n=n) for n in range(50)]
+    with SampleWriter(tmp_path / "rows.parquet", row_group_rows=8) as writer:
+        for row in rows:
+            writer.add(row)
+    with SampleWriter(tmp_path / "mixed.parquet", row_group_rows=8) as writer:
+        table = pa.Table.from_pylist(rows, schema=SAMPLE_SCHEMA)
+        writer.add_table(table.slice(0, 3))
+        for row in rows[3:12]:
+            writer.add(row)
+        writer.add_table(table.slice(12, 0))
+        writer.add_table(pa.concat_tables([table.slice(12, 20), table.slice(32, 17)]))
+        writer.add(rows[49])
+    assert (tmp_path / "rows.parquet").read_bytes() == (tmp_path / "mixed.parquet").read_bytes()
+    assert pq.ParquetFile(tmp_path / "mixed.parquet").metadata.num_row_groups == 7

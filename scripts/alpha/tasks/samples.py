@@ -57,8 +57,9 @@ def empty_table() -> pa.Table:
 
 
 class SampleWriter:
-    """Append samples row by row; writes fixed-size row groups so memory stays at one row group and
-    the file bytes depend only on the rows and their order."""
+    """Append samples row by row (``add``) or as Arrow tables (``add_table``); writes row groups of exactly
+    ``row_group_rows`` rows, each from one contiguous table, so memory stays at about one row group and the
+    file bytes depend only on the rows and their order, never on how they were added."""
 
     def __init__(self, path, schema: pa.Schema = SAMPLE_SCHEMA, row_group_rows: int = ROW_GROUP_ROWS):
         import pyarrow.parquet as pq
@@ -66,26 +67,50 @@ class SampleWriter:
         self.schema = schema
         self.row_group_rows = row_group_rows
         self.rows = 0
-        self._pending: list[dict] = []
+        self._pending: list[dict] = []  # rows added one by one, not yet queued as a table
+        self._tables: list[pa.Table] = []  # queued, in order, fewer than row_group_rows rows after each flush
+        self._queued = 0
         self._writer = pq.ParquetWriter(path, schema, **PARQUET_OPTIONS)
 
     def add(self, row: dict) -> None:
         self._pending.append(row)
-        if len(self._pending) >= self.row_group_rows:
-            self._flush()
+        if self._queued + len(self._pending) >= self.row_group_rows:
+            self._flush_full()
 
     def add_table(self, table: pa.Table) -> None:
-        for row in table.to_pylist():
-            self.add(row)
+        self._queue_pending()
+        if table.num_rows:
+            self._tables.append(table.select(self.schema.names).cast(self.schema))
+            self._queued += table.num_rows
+        if self._queued >= self.row_group_rows:
+            self._flush_full()
 
-    def _flush(self) -> None:
+    def _queue_pending(self) -> None:
         if self._pending:
-            self._writer.write_table(pa.Table.from_pylist(self._pending, schema=self.schema), row_group_size=self.row_group_rows)
-            self.rows += len(self._pending)
+            self._tables.append(pa.Table.from_pylist(self._pending, schema=self.schema))
+            self._queued += len(self._pending)
             self._pending = []
 
+    def _flush_full(self) -> None:
+        self._queue_pending()
+        queued = pa.concat_tables(self._tables)
+        start = 0
+        while queued.num_rows - start >= self.row_group_rows:
+            self._write(queued.slice(start, self.row_group_rows))
+            start += self.row_group_rows
+        rest = queued.slice(start)
+        self._tables = [rest] if rest.num_rows else []
+        self._queued = rest.num_rows
+
+    def _write(self, table: pa.Table) -> None:
+        self._writer.write_table(table.combine_chunks(), row_group_size=self.row_group_rows)
+        self.rows += table.num_rows
+
     def close(self) -> None:
-        self._flush()
+        self._queue_pending()
+        if self._queued:
+            self._write(pa.concat_tables(self._tables))
+        self._tables, self._queued = [], 0
         self._writer.close()
 
     def __enter__(self) -> "SampleWriter":
