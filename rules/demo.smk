@@ -34,6 +34,7 @@ rule demo_inputs:
         seed=config["seed"],
         n_ads=config["demo"]["n_ads"],
         n_pages=config["demo"]["n_pages"],
+        repeat_body_share=config["demo"]["repeat_body_share"],
     script:
         "../scripts/demo_inputs.py"
 

@@ -14,5 +14,6 @@ summary = write_demo_ads(
     n_ads=int(smk.params.n_ads),
     n_pages=int(smk.params.n_pages),
     census_dir=Path(smk.input.census_state).parent,
+    repeat_body_share=float(smk.params.repeat_body_share),
 )
 logging.getLogger("alpha.demo.ads").info("demo dumps written: %s", json.dumps(summary, sort_keys=True))

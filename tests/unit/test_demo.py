@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from alpha.demo.ads import write_demo_ads
+from alpha.demo.ads import REPEAT_BODY_SHARE, write_demo_ads
 from alpha.demo.lean import planted_lean
 from alpha.demo.surveys import LEAN_GROUPS
 
@@ -340,7 +340,8 @@ def test_paraphrase_families(parsed):
     for r in parsed["current"] + parsed["legacy_as_current"] + parsed["page_data"]:
         if r.get("ad_creative_bodies") and r["ad_creative_bodies"][0].strip():
             bodies.setdefault(r["id"], r["ad_creative_bodies"][0])
-    clean = truth[~truth.short_body & ~truth.empty_body & truth.ad_id.isin(bodies)]
+    # one ad per creative: reruns repeat their family's creatives (test_reruns_*)
+    clean = truth[~truth.short_body & ~truth.empty_body & truth.ad_id.isin(bodies) & truth.rerun_of.isna()]
     sizes = truth.groupby("family_id").size()
     assert sizes.between(1, 8).all() and (sizes >= 2).mean() > 0.9
     words = [len(bodies[a].split()) for a in clean.ad_id]
@@ -369,6 +370,133 @@ def test_paraphrase_families(parsed):
         across += [jaccard(bodies[a], bodies[b]) for a, b in itertools.combinations(heads, 2)]
     assert np.median(within) > 0.55 and np.median(within) > np.median(across) + 0.2
     assert 0.15 < np.mean(np.array(diffs) > 15) < 0.85  # some pairs differ by more than 15 words, some by fewer
+
+
+# ------------------------------------------------------------------------ reruns: one creative, other delivery
+
+BODY_QUIRKS = ["empty_body", "short_body", "has_url", "multi_frame"]  # these give a rerun a body of its own
+
+
+def first_records(parsed):
+    """Each ad's first intact record, in current field names."""
+    records = {}
+    for recs in dumps_of(parsed).values():
+        for r in recs:
+            records.setdefault(r["id"], r)
+    return records
+
+
+def rerun_pairs(parsed):
+    """(rerun, the ad that first ran its creative) truth rows, both with intact records."""
+    truth = parsed["truth"].set_index("ad_id", drop=False)
+    records = first_records(parsed)
+    reruns = truth[truth.rerun_of.notna()]
+    return [(row, truth.loc[row.rerun_of]) for row in reruns.itertuples() if row.ad_id in records and row.rerun_of in records]
+
+
+def test_reruns_share_and_scope(parsed):
+    truth = parsed["truth"].set_index("ad_id", drop=False)
+    reruns = truth[truth.rerun_of.notna()]
+    assert len(reruns) / len(truth) == pytest.approx(REPEAT_BODY_SHARE, abs=0.005)
+    first = truth.loc[reruns.rerun_of]
+    assert first.rerun_of.isna().all()  # every rerun points at the first run of its creative
+    assert (first.page_id.values == reruns.page_id.values).all()  # the same advertiser, so the same topic and lean
+    assert (first.family_id.values == reruns.family_id.values).all()
+    assert (first.delivery_start.values <= reruns.delivery_start.values).all()
+    # one creative, one planted audience: reruns and what they rerun are unshifted variants
+    assert (reruns.audience_shift == "none").all() and (first.audience_shift == "none").all()
+    assert (first.top_age.values == reruns.top_age.values).all()
+
+
+def test_reruns_repeat_bodies_within_a_page(parsed):
+    truth = parsed["truth"].set_index("ad_id")
+    records = first_records(parsed)
+    pairs = rerun_pairs(parsed)
+    plain = [(r, f) for r, f in pairs if not any(getattr(r, q) or f[q] for q in BODY_QUIRKS)]
+    assert len(plain) > 0.4 * len(pairs) > 300
+    for rerun, first in plain:
+        assert records[rerun.ad_id]["ad_creative_bodies"] == records[first.ad_id]["ad_creative_bodies"]
+    # a body repeats only within its page (short bodies such as "Shop now!" aside)
+    pages_of = defaultdict(set)
+    for ad_id, r in records.items():
+        if r.get("ad_creative_bodies") and not truth.loc[ad_id, "short_body"] and not truth.loc[ad_id, "empty_body"]:
+            pages_of[r["ad_creative_bodies"][0]].add(truth.loc[ad_id, "page_id"])
+    assert max(map(len, pages_of.values())) == 1
+    distinct = len({r["ad_creative_bodies"][0] for r in records.values() if r.get("ad_creative_bodies")})
+    with_body = sum(1 for r in records.values() if r.get("ad_creative_bodies"))
+    assert distinct / with_body < 1 - 0.5 * REPEAT_BODY_SHARE
+
+
+def test_reruns_differ_in_delivery(parsed):
+    records = first_records(parsed)
+    pairs = rerun_pairs(parsed)
+    assert pairs
+    delivery = ("demographic_distribution", "delivery_by_region")
+    for rerun, first in pairs:
+        a, b = records[rerun.ad_id], records[first.ad_id]
+        assert a["id"] != b["id"] and a["ad_snapshot_url"] != b["ad_snapshot_url"]
+        assert any(a.get(k) and a.get(k) != b.get(k) for k in delivery), rerun.ad_id
+    other_day = [rerun.delivery_start != first.delivery_start for rerun, first in pairs]
+    assert np.mean(other_day) > 0.8
+
+
+def test_reruns_survive_deduplication(demo, parsed, tmp_path):
+    """Ingestion drops a record as a duplicate by ad id or by content (page, body, start, delivery): a
+    rerun has its own id and delivery, so it stays; the planted exact duplicates still go."""
+    from alpha.ads import ingest
+
+    out, _ = demo
+    parts = []
+    for name, spec in (("current", {"path": out / "ads_current.jsonl"}), ("legacy", {"path": out / "ads_legacy.jsonl"}),
+                       ("page", {"path": out / "ads_page.json"}),
+                       ("export", {"path": out / "ads_export.csv", "demographics": out / "ads_export_demos.csv",
+                                   "regions": out / "ads_export_regions.csv"})):
+        report, _ = _ingest(tmp_path, name, **spec)
+        parts.append((tmp_path / f"{name}.parquet", tmp_path / f"{name}.q.parquet", report))
+    merged = ingest.merge_dumps(parts, tmp_path / "ads.parquet", tmp_path / "quarantine.parquet", tmp_path / "duplicates.parquet")
+    duplicates = pq.read_table(tmp_path / "duplicates.parquet").to_pandas()
+    assert (duplicates.key == "ad_id").all() and merged["totals"]["duplicates"] > 0
+    kept = set(pq.read_table(tmp_path / "ads.parquet", columns=["ad_id"]).column("ad_id").to_pylist())
+    truth = parsed["truth"]
+    reruns = truth[truth.rerun_of.notna() & ~truth.unnamed_page & ~truth.malformed_only]
+    assert len(reruns) > 500 and reruns.ad_id.isin(kept).mean() > 0.95  # the rest quarantined, as any ad may be
+
+
+def test_reruns_are_deterministic_and_move_no_other_draw(tmp_path):
+    def write(name, share):
+        out = tmp_path / name
+        summary = write_demo_ads(out, seed=99, n_ads=600, n_pages=30, census_dir=CENSUS, repeat_body_share=share)
+        return out, summary
+
+    (a, sa), (b, sb), (none, s0) = write("a", 0.25), write("b", 0.25), write("none", 0.0)
+    for name in FILES:
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    assert sa == sb and sa["reruns"] == 150 and s0["reruns"] == 0
+    truth = pq.read_table(a / "truth.parquet").to_pandas()
+    assert truth.rerun_of.notna().sum() == 150 and pq.read_table(none / "truth.parquet").column("rerun_of").null_count == 600
+    # the reruns' own random stream: every other ad's records, every id, date and distribution stay as they were
+    grouped = set(truth.rerun_of.dropna()) | set(truth[truth.rerun_of.notna()].ad_id)
+    for name in ("ads_library_report.csv", "media_verbalisation.jsonl"):
+        assert (a / name).read_bytes() == (none / name).read_bytes(), name
+    with_reruns, without = (read_jsonl(d / "ads_current.jsonl") for d in (a, none))
+    assert [r["id"] for r in with_reruns[0]] == [r["id"] for r in without[0]]
+    assert len(with_reruns[1]) == len(without[1])  # the same malformed lines (a rerun's cut short at the same draw)
+    texts = ("ad_creative_bodies", "ad_creative_link_titles")
+    for x, y in zip(with_reruns[0], without[0]):
+        if x["id"] in grouped:
+            assert {k: v for k, v in x.items() if k not in texts} == {k: v for k, v in y.items() if k not in texts}
+        else:
+            assert x == y
+
+
+def test_rerun_share_is_checked(tmp_path):
+    for share in (-0.1, 1.0):
+        with pytest.raises(ValueError, match="repeat_body_share"):
+            write_demo_ads(tmp_path, seed=1, n_ads=50, n_pages=5, census_dir=CENSUS, repeat_body_share=share)
+    # more than the unshifted later variants can give: all of them rerun
+    summary = write_demo_ads(tmp_path / "most", seed=1, n_ads=400, n_pages=20, census_dir=CENSUS, repeat_body_share=0.95)
+    truth = pq.read_table(tmp_path / "most" / "truth.parquet").to_pandas()
+    assert summary["reruns"] == ((truth.variant > 0) & (truth.audience_shift == "none")).sum() < 0.95 * 400
 
 
 def test_money_and_dates(parsed):

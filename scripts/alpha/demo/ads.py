@@ -33,7 +33,7 @@
     ``{"ad_id", "verbalisation"}`` for ~20% of the ads.
 ``truth.parquet``
     ground truth for tests: one row per unique ad (topic, family, dump files, every planted quirk,
-    the planted audience target).
+    the planted audience target, ``rerun_of``).
 
 Every ``ad_snapshot_url`` (and the page's ``paging.next``) carries an ``access_token`` as real dumps
 do, so these files must never be copied into results unredacted.
@@ -42,22 +42,33 @@ Planted signal: each page has one of 12 topics; delivery by region is census pop
 topic's per-state interest multipliers x gamma noise (states under Meta's reporting threshold are then
 absent), the demographic split is census sex x age share x the topic's age / gender multipliers x
 noise. Ads come in near-paraphrase families (2-8 rewrites of one message) whose variants sometimes
-shift the audience (another top state, age bracket or gender), for transcreation pair mining.
+shift the audience (another top state, age bracket or gender), for transcreation pair mining. About
+``repeat_body_share`` of the ads rerun an earlier creative of their family (same page, unshifted
+variants only) with their own id, dates, money and distributions, as advertisers rerun creatives; the
+truth's ``rerun_of`` names the ad that first ran it.
 
 Everything random comes from one ``numpy.random.Generator`` and one ``random.Random`` seeded from
-``seed``; no clock, host or path enters an output, so the same seed gives the same bytes.
+``seed``, the reruns from a ``numpy.random.Generator`` of their own (so they move no other draw), and
+the later collector quirks from a ``random.Random`` of their own; no clock, host or path enters an
+output, so the same seed gives the same bytes.
+
+Memory stays roughly flat in the number of ads: the ads live in typed arrays (under 200 bytes an ad),
+their texts and distributions in an unnamed scratch file in ``out_dir`` until written, every file is
+written record by record, the truth in row groups.
 """
 from __future__ import annotations
 
 import csv
 import datetime as dt
-import io
 import json
+import pickle
 import random
 import re
-from dataclasses import dataclass, field
+import tempfile
+from array import array
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -108,6 +119,14 @@ EXPORT_COLUMNS = ("id", "page_id", "page_name", "bylines", "ad_creation_time", "
                   "publisher_platforms", "ad_snapshot_url", "collector_batch", "page_url")
 
 FIRST_DAY, LAST_DAY = dt.date(2021, 1, 1), dt.date(2024, 6, 30)
+# Real dumps rerun one creative with other delivery: in two public samples of political ads, 100 ads had
+# 28 distinct bodies and 80 had 42. At 0.4 the ingested demo keeps about 0.73 distinct bodies per ad
+# (carousels, URLs and empty bodies make some reruns distinct again) while ~90% of the paraphrase
+# families keep two or more creatives and no shifted variant is lost. See _plant_reruns.
+REPEAT_BODY_SHARE = 0.4
+RERUN_SEED_OFFSET = 7_919_003  # the reruns' own random stream: seed + this
+CREATIVE = "\x00"  # stands for an ad's creative text in its bodies until the text is filled in
+TRUTH_ROW_GROUP = 8_192  # rows per row group of truth.parquet: bounds the memory that writing it takes
 LEGACY_BEFORE = dt.date(2022, 4, 1)  # the old collector only saw ads that started before this
 
 
@@ -449,39 +468,249 @@ def _read_census(census_dir: Path) -> Census:
 
 # ------------------------------------------------------------------------------------------ the ads
 
+# Planted quirks, in the truth table's column order; an ad holds them as bits of one int.
+FLAG_NAMES = ("empty_body", "short_body", "multi_frame", "has_url", "non_usd", "missing_impr_upper", "municipios",
+              "teen_cells", "unknown_gender", "unknown_region", "territories", "puerto_rico", "no_region",
+              "missing_dates", "foreign")
+_FLAG_BIT = {name: 1 << i for i, name in enumerate(FLAG_NAMES)}
+MERGE_ORDER = (CURRENT, LEGACY, SINGLE, PAGE, WIDE, EXPORT)  # the order ads.dumps lists the demo's dumps in
+EN, EN_ES = ["en"], ["en", "es"]  # every ad shares one of these (records only read them)
 
-@dataclass(eq=False)
+
+class _Column:
+    """One field of every ad in a typed array; ``codes`` maps a field of few values (strings, tuples) to
+    small integers."""
+
+    __slots__ = ("values", "codes", "index")
+
+    def __init__(self, typecode: str, codes: tuple | None = None):
+        self.values = array(typecode)
+        self.codes = list(codes) if codes is not None else None
+        self.index = {v: k for k, v in enumerate(self.codes)} if codes is not None else None
+
+    def encode(self, value: Any) -> int:
+        if self.codes is None:
+            return value
+        if value not in self.index:
+            self.index[value] = len(self.codes)
+            self.codes.append(value)
+        return self.index[value]
+
+    def decode(self, raw: int) -> Any:
+        return raw if self.codes is None else self.codes[raw]
+
+
+def _field(name: str) -> property:
+    def get(self: Ad) -> Any:
+        column = self._ads.columns[name]
+        return column.decode(column.values[self.i])
+
+    def get_plain(self: Ad) -> Any:  # most reads: no decoding
+        return self._ads.columns[name].values[self.i]
+
+    def set_(self: Ad, value: Any) -> None:
+        column = self._ads.columns[name]
+        column.values[self.i] = column.encode(value)
+
+    return property(get if AD_COLUMNS[name][1] is not None else get_plain, set_)
+
+
+def _date_field(name: str) -> property:
+    def get(self: Ad) -> dt.date | None:
+        day = self._ads.columns[name].values[self.i]
+        return dt.date.fromordinal(day) if day else None
+
+    def set_(self: Ad, value: dt.date | None) -> None:
+        self._ads.columns[name].values[self.i] = value.toordinal() if value else 0
+
+    return property(get, set_)
+
+
+# An ad's fields: name -> (array type code, the values of a field of few values, stored as their index).
+# Dates are ordinals (0: none), the spill keys byte offsets and lengths, "rerun" the source's row + 1.
+AD_COLUMNS: dict[str, tuple[str, tuple | None]] = {
+    "ad_id": ("q", None), "page": ("i", None), "family_id": ("i", None), "variant": ("b", None),
+    "body_key": ("q", None), "own_key": ("q", None), "payload_key": ("q", None),
+    "start": ("i", None), "created": ("i", None), "stop": ("i", None), "hour": ("b", None),
+    "flag_bits": ("i", None), "rerun": ("i", None), "n_frames": ("h", None),
+    "seen_bits": ("b", None), "n_records": ("h", None), "n_malformed": ("h", None),
+    "has_regions": ("b", (False, True)), "prefixed_region": ("b", (False, True)), "es": ("b", None),
+    "shift": ("b", ("none", "state", "age", "gender")), "shift_value": ("h", (None,)),
+    "body_shape": ("b", ("list",) + EMPTY_BODY_SHAPES), "currency": ("b", ("USD", "EUR", "GBP", "CAD", "AUD")),
+    "primary": ("b", DUMP_FILES), "spend": ("b", SPEND_BUCKETS), "impressions": ("b", IMPRESSION_BUCKETS),
+    "audience": ("b", AUDIENCE_BUCKETS),
+}
+
+
+class _Ads:
+    """Every unique ad's fields, one typed array each (about 80 bytes an ad, where a Python object with
+    its dates, id and keys took some 600), and one small view (an ``Ad``, about 90 bytes) per ad."""
+
+    def __init__(self, pages: list[dict]):
+        self.pages = pages
+        self.columns = {name: _Column(typecode, codes) for name, (typecode, codes) in AD_COLUMNS.items()}
+        self.views: list[Ad] = []
+
+    def __len__(self) -> int:
+        return len(self.views)
+
+    def array(self, name: str) -> np.ndarray:
+        """A column as NumPy, without a copy (the table must not grow while it is held)."""
+        values = self.columns[name].values
+        return np.frombuffer(values, dtype=np.dtype(values.typecode))
+
+    def add(self, ad_id: str, page: int, family_id: int, variant: int, body_key: int, start: dt.date, shift: str) -> Ad:
+        """A new ad, every other field at its default."""
+        values = {"ad_id": int(ad_id), "page": page, "family_id": family_id, "variant": variant, "body_key": body_key, "own_key": body_key,
+                  "start": start.toordinal(), "payload_key": -1, "shift": self.columns["shift"].encode(shift)}
+        for name, column in self.columns.items():
+            column.values.append(values.get(name, 0))
+        view = Ad(self, len(self.views))
+        self.views.append(view)
+        return view
+
+
 class Ad:
-    ad_id: str
-    page: int
-    topic: Topic
-    family_id: int
-    variant: int
-    body: str
-    start: dt.date
-    shift: str = "none"
-    shift_value: str | None = None
-    stop: dt.date | None = None
-    created: dt.date | None = None
-    hour: int = 0
-    bodies: list[str] | None = None
-    body_shape: str = "list"  # how an empty body is written (see EMPTY_BODY_SHAPES)
-    currency: str = "USD"
-    spend: tuple = (0, 99)
-    impressions: tuple = (0, 999)
-    audience: tuple = (1000, 5000)
-    demographics: list = field(default_factory=list)
-    regions: list = field(default_factory=list)
-    link_title: str | None = None
-    link_caption: str | None = None
-    link_description: str | None = None
-    languages: list = field(default_factory=lambda: ["en"])
-    platforms: list = field(default_factory=lambda: ["facebook"])
-    primary: str = CURRENT
-    flags: dict = field(default_factory=dict)
-    top_states: list = field(default_factory=list)
-    top_age: str | None = None
-    top_gender: str | None = None
+    """One ad: a view of row ``i`` of an ``_Ads`` table (one view per ad, so ``is`` tells ads apart). Its
+    texts and delivery distributions, most of its bytes, wait in the spill store (``body_key``,
+    ``payload_key``) until a dump writes the ad."""
+
+    __slots__ = ("_ads", "i")
+
+    def __init__(self, ads: _Ads, i: int):
+        self._ads, self.i = ads, i
+
+    page = _field("page")
+    family_id = _field("family_id")
+    variant = _field("variant")
+    body_key = _field("body_key")  # the creative text, in the spill store
+    own_key = _field("own_key")  # the creative drawn for the ad: body_key but for reruns
+    payload_key = _field("payload_key")  # bodies, link texts and distributions, in the spill store
+    start = _date_field("start")
+    created = _date_field("created")
+    stop = _date_field("stop")
+    hour = _field("hour")
+    shift = _field("shift")  # the planted audience shift: none, state, age, gender
+    shift_value = _field("shift_value")
+    body_shape = _field("body_shape")  # how an empty body is written (see EMPTY_BODY_SHAPES)
+    currency = _field("currency")
+    spend = _field("spend")  # (lower, upper) buckets
+    impressions = _field("impressions")
+    audience = _field("audience")
+    primary = _field("primary")  # the dump the ad comes from
+    flag_bits = _field("flag_bits")
+    n_frames = _field("n_frames")
+    seen_bits = _field("seen_bits")  # dumps holding a record of the ad, as bits over MERGE_ORDER
+    n_records = _field("n_records")  # intact records
+    n_malformed = _field("n_malformed")  # truncated records
+    has_regions = _field("has_regions")
+    prefixed_region = _field("prefixed_region")  # delivers to a region a wide export names as "region: <name>"
+
+    @property
+    def ad_id(self) -> str:
+        return str(self._ads.columns["ad_id"].values[self.i])
+
+    @property
+    def topic(self) -> Topic:
+        return self._ads.pages[self.page]["topic"]
+
+    @property
+    def platforms(self) -> list[str]:
+        return self._ads.pages[self.page]["platforms"]
+
+    @property
+    def languages(self) -> list[str]:
+        return EN_ES if self._ads.columns["es"].values[self.i] else EN
+
+    @languages.setter
+    def languages(self, value: list[str]) -> None:
+        self._ads.columns["es"].values[self.i] = value == EN_ES
+
+    @property
+    def rerun_of(self) -> Ad | None:
+        """The ad whose creative this one reruns (same page, same family), or None."""
+        k = self._ads.columns["rerun"].values[self.i]
+        return self._ads.views[k - 1] if k else None
+
+    @rerun_of.setter
+    def rerun_of(self, source: Ad | None) -> None:
+        self._ads.columns["rerun"].values[self.i] = source.i + 1 if source is not None else 0
+
+    def has(self, flag: str) -> bool:
+        return self._ads.columns["flag_bits"].values[self.i] & _FLAG_BIT[flag] != 0
+
+    def set_flag(self, flag: str, value: bool = True) -> None:
+        bits = self._ads.columns["flag_bits"].values
+        bits[self.i] = bits[self.i] | _FLAG_BIT[flag] if value else bits[self.i] & ~_FLAG_BIT[flag]
+
+    def targets(self) -> tuple[list[str], str | None, str | None]:
+        """The planted audience: (top states, strongest first; top age bracket; top gender or None)."""
+        topic = self.topic
+        if self.has("foreign"):
+            return [], topic.top_age, topic.top_gender
+        top_states, top_age, top_gender = [s for s, _ in topic.states], topic.top_age, topic.top_gender
+        shift, value = self.shift, self.shift_value
+        if shift == "state" and value:
+            top_states = [value] + top_states
+        elif shift == "age" and value:
+            top_age = value
+        elif shift == "gender" and value:
+            top_gender = value
+        return top_states, top_age, top_gender
+
+
+class _Delivery(NamedTuple):
+    """What an ad's records show beyond the compact Ad: read back from the spill store per record."""
+
+    bodies: list[str]
+    link_title: str | None
+    link_caption: str | None
+    link_description: str | None
+    demographics: list[dict]
+    regions: list[dict]
+    own_bodies: list[str] | None = None  # reruns: the texts the ad would show without reruns
+    own_link_title: str | None = None
+
+    def own(self) -> _Delivery:
+        """The delivery as it would be without reruns."""
+        if self.own_bodies is None:
+            return self
+        return self._replace(bodies=self.own_bodies, link_title=self.own_link_title)
+
+
+class _Spill:
+    """An append-only scratch file of values (pickled: only this process reads them), read back by key.
+    The ads are drawn in one order and written in others (each dump is shuffled), so their texts and
+    distributions wait here, on disk, rather than in memory; the file has no name and goes when closed."""
+
+    _LENGTH_BITS = 24
+
+    def __init__(self, directory: Path):
+        self._fh = tempfile.TemporaryFile(dir=directory)
+        self._end = 0
+
+    def __enter__(self) -> _Spill:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._fh.close()
+
+    def put(self, value: Any) -> int:
+        data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        if len(data) >= 1 << self._LENGTH_BITS:
+            raise ValueError(f"spill value of {len(data)} bytes is too large")
+        self._fh.seek(self._end)
+        self._fh.write(data)
+        key = self._end << self._LENGTH_BITS | len(data)
+        self._end += len(data)
+        return key
+
+    def get(self, key: int) -> Any:
+        self._fh.seek(key >> self._LENGTH_BITS)
+        return pickle.loads(self._fh.read(key & ((1 << self._LENGTH_BITS) - 1)))
+
+    def delivery(self, a: Ad) -> _Delivery:
+        return _Delivery(*self.get(a.payload_key))
 
 
 class _Gen:
@@ -489,19 +718,20 @@ class _Gen:
         self.np = np.random.default_rng(np.random.SeedSequence([int(seed), 20240630]))
         self.py = random.Random(int(seed) * 7919 + 17)
         self.census = census
-        self.used_ids: set[str] = set()
+        self.used_ids: set[int] = set()
         self.state_index = {name: i for i, name in enumerate(census.state_names)}
         self.pr_index = self.state_index.get("Puerto Rico")
+        self.bare_regions = WIDE_BARE_REGIONS | frozenset(census.regions)  # names a wide export writes without a prefix
 
     def pick(self, seq):
         return seq[self.py.randrange(len(seq))]
 
     def new_id(self, digits: int) -> str:
         while True:
-            value = str(self.py.randrange(10 ** (digits - 1), 10**digits))
-            if value not in self.used_ids:
+            value = self.py.randrange(10 ** (digits - 1), 10**digits)
+            if value not in self.used_ids:  # ints: the same test as on their decimal strings, in half the memory
                 self.used_ids.add(value)
-                return value
+                return str(value)
 
     def token(self) -> str:
         alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
@@ -678,7 +908,6 @@ def _page_sizes(gen: _Gen, n_ads: int, n_pages: int) -> list[int]:
         k += 1
     return sorted((int(s) for s in sizes), reverse=True)
 
-
 # ------------------------------------------------------------------------------------------ main
 
 
@@ -688,25 +917,64 @@ def write_demo_ads(
     n_ads: int = 3000,
     n_pages: int = 150,
     census_dir: Path | None = None,
+    repeat_body_share: float = REPEAT_BODY_SHARE,
 ) -> dict:
-    """Write the demo dumps (see the module docstring) into ``out_dir``; returns a summary of counts."""
+    """Write the demo dumps (see the module docstring) into ``out_dir``; returns a summary of counts.
+
+    ``repeat_body_share``: the share of ads that rerun an earlier ad's creative (see ``_plant_reruns``).
+    Memory stays roughly flat in ``n_ads``: ads are kept compact, their texts and distributions wait in
+    a scratch file in ``out_dir``, and every dump is written record by record."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     census = _read_census(Path(census_dir) if census_dir is not None else DEFAULT_CENSUS_DIR)
     gen = _Gen(seed, census)
-    n_ads, n_pages = int(n_ads), int(n_pages)
+    n_ads, n_pages, share = int(n_ads), int(n_pages), float(repeat_body_share)
     if n_ads < 1 or n_pages < 1:
         raise ValueError(f"n_ads={n_ads} and n_pages={n_pages} must both be at least 1")
+    if not 0.0 <= share < 1.0:
+        raise ValueError(f"repeat_body_share={share} must be in [0, 1)")
 
     sizes = _page_sizes(gen, n_ads, n_pages)
-    n_pages = len(sizes)
     topic_order = list(TOPICS)
     gen.py.shuffle(topic_order)
     tokens = {name: gen.token() for name in DUMP_FILES}
     tokens["paging"] = tokens[PAGE]
     tokens[SINGLE], tokens[WIDE] = tokens[PAGE], tokens[EXPORT]  # no draw: the random stream stays as it was
+    pages = _make_pages(gen, sizes, topic_order)
+    with _Spill(out_dir) as store:
+        table, n_families = _make_ads(gen, census, pages, sizes, store)
+        # a stream of its own: the reruns move no draw of the main streams
+        n_reruns = _plant_reruns(table.views, share, np.random.default_rng(int(seed) + RERUN_SEED_OFFSET))
+        order = list(range(len(table)))
+        gen.py.shuffle(order)
+        ads = [table.views[i] for i in order]
+        del order
+        by_primary = _assign_dumps(gen, ads, pages)
+        _plant_quirks(gen, ads, by_primary, pages)
+        for a in ads:
+            _fill(gen, census, pages[a.page], a, store)
+        _first_runs(ads)
+        _top_impressions_in_current(gen, by_primary[CURRENT])
+        copies, extra_copies = _copies(gen, by_primary, len(ads))
+        summary = _Writer(out_dir, seed, gen, census, pages, sizes, tokens, table, ads, by_primary, copies, extra_copies,
+                          store).write_all()
+    summary["unique_ads"] = len(ads)
+    summary["pages"] = len(sizes)
+    summary["largest_page"] = max(sizes)
+    summary["families"] = n_families
+    summary["duplicated_ads"] = sum(1 for a in ads if a.n_records > 1)
+    summary["unrecoverable_malformed_ads"] = sum(1 for a in ads if a.n_records == 0)
+    summary["reruns"] = n_reruns
+    return summary
 
-    # ---- pages: topic, ids, names; a few unnamed pages, one Australian advertiser
+
+# ------------------------------------------------------------------------------------------ pages and ads
+
+
+def _make_pages(gen: _Gen, sizes: list[int], topic_order: list[Topic]) -> list[dict]:
+    """Each page's topic, id, name, byline, domain, platforms and money level; a few unnamed pages, one
+    Australian advertiser."""
+    n_pages = len(sizes)
     mid = [p for p, s in enumerate(sizes) if 8 <= s <= 60] or list(range(n_pages))
     unnamed_pages = set(gen.py.sample(mid, k=min(3, len(mid))))
     small = [p for p, s in enumerate(sizes) if 6 <= s <= 20 and p not in unnamed_pages] or [n_pages - 1]
@@ -741,61 +1009,100 @@ def write_demo_ads(
             "cpm": topic.cpm * float(gen.np.lognormal(0.0, 0.25)),
             "spend_level": float(gen.np.normal(5.6, 0.9)) + (0.8 if size > 100 else 0.0),
         })
+    return pages
 
-    # ---- ads: families of near-paraphrases within pages
-    ads: list[Ad] = []
+
+def _make_ads(gen: _Gen, census: Census, pages: list[dict], sizes: list[int], store: _Spill) -> tuple[_Ads, int]:
+    """Every page's ads, as families of near-paraphrases, page by page; returns (the ads, in that order,
+    number of families)."""
+    table = _Ads(pages)
     family_id = 0
-    span = (LAST_DAY - FIRST_DAY).days
     for p, size in enumerate(sizes):
-        page, topic = pages[p], pages[p]["topic"]
         remaining = size
         while remaining > 0:
             n_var = min(remaining, gen.py.randrange(2, 9))
             if remaining - n_var == 1:  # never leave a page's last ad alone in a family (pages of 1 excepted)
                 n_var = n_var + 1 if n_var < 8 else n_var - 1
             remaining -= n_var
-            msg = gen.message(topic)
-            family_day = FIRST_DAY + dt.timedelta(days=gen.py.randrange(0, span - 45))
-            family_shift = gen.py.random() < 0.45
-            texts: list[str] = []
-            for v in range(n_var):
-                if v == 0:
-                    vmsg = msg
-                else:
-                    vmsg = gen.rewrite(msg, topic, heavy=gen.py.random() < 0.4)
-                text = gen.render(vmsg, topic)
-                tries = 0
-                while text in texts and tries < 8:
-                    vmsg = gen.rewrite(msg, topic, heavy=True)
-                    text = gen.render(vmsg, topic)
-                    tries += 1
-                if text in texts:
-                    text = f"{text} Limited time only."
-                texts.append(text)
-                shift = "none"
-                if family_shift and v > 0 and gen.py.random() < 0.6:
-                    shift = gen.pick(("state", "state", "age", "gender"))
-                ad = Ad(
-                    ad_id=gen.new_id(16 if gen.py.random() < 0.85 else 15), page=p, topic=topic, family_id=family_id,
-                    variant=v, body=text, start=family_day + dt.timedelta(days=gen.py.randrange(0, 45)), shift=shift,
-                )
-                ad.hour = gen.py.randrange(24)
-                if shift == "state":
-                    taken = {s for s, _ in topic.states} | set(topic.anti) | {"Puerto Rico"}
-                    ad.shift_value = gen.pick([s for s in census.state_names if s not in taken])
-                elif shift == "age":
-                    ad.shift_value = gen.pick([a for a in AGES if a != topic.top_age])
-                elif shift == "gender":
-                    ad.shift_value = "female" if topic.top_gender == "male" else "male"
-                ads.append(ad)
+            _make_family(gen, census, table, p, family_id, n_var, store)
             family_id += 1
+    gen.used_ids.clear()  # every id is drawn
+    return table, family_id
 
-    n = len(ads)
-    order = list(range(n))
-    gen.py.shuffle(order)
-    ads = [ads[i] for i in order]
 
-    # ---- which dump each ad comes from: the old collector saw only early ads
+def _make_family(gen: _Gen, census: Census, table: _Ads, p: int, family_id: int, n_var: int, store: _Spill) -> None:
+    """``n_var`` rewrites of one message, variant 0 first; some variants shift the audience."""
+    topic = table.pages[p]["topic"]
+    msg = gen.message(topic)
+    family_day = FIRST_DAY + dt.timedelta(days=gen.py.randrange(0, (LAST_DAY - FIRST_DAY).days - 45))
+    family_shift = gen.py.random() < 0.45
+    texts: list[str] = []
+    for v in range(n_var):
+        vmsg = msg if v == 0 else gen.rewrite(msg, topic, heavy=gen.py.random() < 0.4)
+        text = gen.render(vmsg, topic)
+        tries = 0
+        while text in texts and tries < 8:
+            vmsg = gen.rewrite(msg, topic, heavy=True)
+            text = gen.render(vmsg, topic)
+            tries += 1
+        if text in texts:
+            text = f"{text} Limited time only."
+        texts.append(text)
+        shift = "none"
+        if family_shift and v > 0 and gen.py.random() < 0.6:
+            shift = gen.pick(("state", "state", "age", "gender"))
+        ad_id = gen.new_id(16 if gen.py.random() < 0.85 else 15)
+        start = family_day + dt.timedelta(days=gen.py.randrange(0, 45))
+        ad = table.add(ad_id, p, family_id, v, store.put(text), start, shift)
+        ad.hour = gen.py.randrange(24)
+        if shift == "state":
+            taken = {s for s, _ in topic.states} | set(topic.anti) | {"Puerto Rico"}
+            ad.shift_value = gen.pick([s for s in census.state_names if s not in taken])
+        elif shift == "age":
+            ad.shift_value = gen.pick([a for a in AGES if a != topic.top_age])
+        elif shift == "gender":
+            ad.shift_value = "female" if topic.top_gender == "male" else "male"
+
+
+def _plant_reruns(ads: list[Ad], share: float, rng: np.random.Generator) -> int:
+    """Make about ``share`` of the ads reruns: an advertiser running one creative again, with its own
+    delivery (ad id, dates, spend, distributions are drawn as for any ad). ``ads`` are in creation order
+    (families contiguous, variant 0 first); returns the number of reruns.
+
+    A rerun takes the creative of an earlier variant of its own family, so the creative stays on its
+    page (one topic, hence one planted lean) and in its family (the paraphrase truth holds). Only
+    variants without a planted audience shift rerun, and only the creative of another such variant:
+    one creative, one planted audience. That caps the share at the unshifted later variants' (~0.55
+    of the ads); asking for more gives that many."""
+    eligible = [i for i, a in enumerate(ads) if a.variant > 0 and a.shift == "none"]
+    k = min(len(eligible), round(share * len(ads)))
+    if k == 0:
+        return 0
+    for j in np.sort(rng.choice(len(eligible), size=k, replace=False)):
+        i = eligible[int(j)]
+        a = ads[i]
+        sources = [b for b in ads[i - a.variant:i] if b.shift == "none"]
+        source = sources[int(rng.integers(len(sources)))]
+        a.rerun_of = source.rerun_of or source  # in creation order, so a source's own source is already set
+        a.body_key = a.rerun_of.body_key
+    return k
+
+
+def _first_runs(ads: list[Ad]) -> None:
+    """Point every rerun at the first ad to run its creative (earliest start, then lowest id), once the
+    dates are final; that first ad is no rerun."""
+    runs: dict[int, list[Ad]] = {}
+    for a in ads:
+        if a.rerun_of is not None:
+            runs.setdefault(a.rerun_of.i, [a.rerun_of]).append(a)
+    for members in runs.values():
+        first = min(members, key=lambda b: (b.start, int(b.ad_id)))
+        for b in members:
+            b.rerun_of = None if b is first else first
+
+
+def _assign_dumps(gen: _Gen, ads: list[Ad], pages: list[dict]) -> dict[str, list[Ad]]:
+    """Which dump each ad comes from (the old collector saw only early ads); the ads of each dump."""
     for ad in ads:
         r = gen.py.random()
         if ad.start < LEGACY_BEFORE and r < 0.6:
@@ -806,11 +1113,20 @@ def write_demo_ads(
     foreign_ads = [a for a in ads if pages[a.page]["foreign"]]
     for a in foreign_ads[:3]:  # the Australian advertiser shows up in the current dump
         a.primary = CURRENT
-    by_primary = {d: [a for a in ads if a.primary == d] for d in DUMP_FILES}
+    return {d: [a for a in ads if a.primary == d] for d in DUMP_FILES}
 
-    def choose(pool: list[Ad], k: int) -> list[Ad]:
-        k = max(0, min(k, len(pool)))
-        return gen.py.sample(pool, k) if k else []
+
+def _choose(gen: _Gen, pool: list[Ad], k: int) -> list[Ad]:
+    k = max(0, min(k, len(pool)))
+    return gen.py.sample(pool, k) if k else []
+
+
+def _free(a: Ad, pages: list[dict], *flags: str) -> bool:
+    return not any(a.has(k) for k in flags) and not pages[a.page]["foreign"]
+
+
+def _plant_quirks(gen: _Gen, ads: list[Ad], by_primary: dict[str, list[Ad]], pages: list[dict]) -> None:
+    """The collector and content quirks, each on a share of the ads and a minimum in each dump."""
 
     def plant(flag: str, rate: float, mins: dict, eligible) -> None:
         """Set ``flag`` on about ``rate`` of the eligible ads, at least ``mins[dump]`` in each dump."""
@@ -819,18 +1135,18 @@ def write_demo_ads(
             chosen = [a for a in pool if gen.py.random() < rate]
             need = mins.get(dump, 0) - len(chosen)
             if need > 0:
-                rest = [a for a in pool if a not in chosen]
-                chosen += choose(rest, need)
+                taken = {a.i for a in chosen}
+                chosen += _choose(gen, [a for a in pool if a.i not in taken], need)
             for a in chosen:
-                a.flags[flag] = True
+                a.set_flag(flag)
 
-    def free(a: Ad, *names: str) -> bool:
-        return not any(a.flags.get(k) for k in names) and not pages[a.page]["foreign"]
+    def free(a: Ad, *flags: str) -> bool:
+        return _free(a, pages, *flags)
 
     # 2019 legacy ads with Puerto Rico split into municipios
     plant("municipios", 0.015, {LEGACY: 6}, lambda a: a.primary == LEGACY)
     for a in ads:
-        if a.flags.get("municipios"):
+        if a.has("municipios"):
             a.start = dt.date(2019, 10, 1) + dt.timedelta(days=gen.py.randrange(0, 80))
     plant("empty_body", 0.012, {CURRENT: 8, LEGACY: 3, PAGE: 2, EXPORT: 3}, lambda a: free(a))
     plant("short_body", 0.012, {CURRENT: 8, LEGACY: 3, PAGE: 2, EXPORT: 3}, lambda a: free(a, "empty_body"))
@@ -846,141 +1162,268 @@ def write_demo_ads(
     plant("territories", 0.08, {d: 3 for d in DUMP_FILES}, lambda a: free(a, "no_region"))
     plant("puerto_rico", 0.55, {d: 3 for d in DUMP_FILES}, lambda a: free(a, "no_region"))
     for a in ads:
-        if a.flags.get("municipios"):
-            a.flags["puerto_rico"] = True
+        if a.has("municipios"):
+            a.set_flag("puerto_rico")
     for dump in DUMP_FILES:  # every shape of empty body in every dump
-        for i, a in enumerate(a for a in by_primary[dump] if a.flags.get("empty_body")):
+        for i, a in enumerate(a for a in by_primary[dump] if a.has("empty_body")):
             a.body_shape = EMPTY_BODY_SHAPES[i % len(EMPTY_BODY_SHAPES)]
 
-    # ---- fill every ad in
-    for a in ads:
-        page, topic = pages[a.page], a.topic
-        # dates
-        if a.primary == LEGACY and not a.flags.get("municipios"):
-            a.start = min(a.start, LEGACY_BEFORE - dt.timedelta(days=1))
-        a.created = a.start - dt.timedelta(days=gen.py.choice((0, 0, 0, 1, 1, 2, 3, 7)))
-        # no stop time: still running (most ads of the last two months, a few older ones)
-        running = ((LAST_DAY - a.start).days < 60 and gen.py.random() < 0.6) or gen.py.random() < 0.03
-        a.stop = None if running else a.start + dt.timedelta(days=gen.py.randrange(1, 90))
-        # body
-        if a.flags.get("empty_body"):
-            a.bodies = []
-        elif a.flags.get("short_body"):
-            a.bodies = [gen.pick(SHORT_BODIES)]
-        else:
-            body = a.body
-            if a.flags.get("has_url"):
-                url = gen.pick((f"https://www.{page['domain']}/offer?utm_source=facebook&utm_campaign=c{a.family_id}",
-                                f"www.{page['domain']}", f"http://{page['domain']}/sale", f"https://{page['domain']}/"))
-                body = gen.pick((f"{body} Learn more at {url}", f"{body} Visit {url}", f"{body}\n\n{url}"))
-            a.bodies = [body]
-            if a.flags.get("multi_frame"):
-                cards = []
-                for _ in range(gen.py.randrange(1, 4)):
-                    m = gen.message(topic)
-                    m.update(with_hook=False, with_offer=False, with_simple=False, with_proof=gen.py.random() < 0.3, emoji=False)
-                    cards.append(gen.render(m, topic))
-                if gen.py.random() < 0.4:  # some carousels repeat a card
-                    a.bodies = [body, body] + cards if gen.py.random() < 0.5 else [body] + cards + [cards[0]]
-                else:
-                    a.bodies = [body] + cards
-        if a.flags.get("non_usd"):
-            a.currency = gen.pick(("EUR", "GBP", "CAD", "EUR"))
-        if page["foreign"]:
-            a.currency = "AUD"
-        # money: spend bucket from a lognormal draw; impressions from spend / CPM, bucketed
-        spend_value = float(gen.np.lognormal(page["spend_level"], 1.3))
-        a.spend = _bucket(SPEND_BUCKETS, spend_value)
-        a.impressions = _bucket(IMPRESSION_BUCKETS, spend_value / page["cpm"] * 1000.0 * float(gen.np.lognormal(0, 0.3)))
-        a.audience = _bucket(AUDIENCE_BUCKETS, max(1000.0, spend_value / page["cpm"] * 1000.0 * float(gen.np.lognormal(0.5, 0.8))))
-        # links and platforms
-        if gen.py.random() < 0.8:
-            first = re.split(r"[.?!]", a.body)[0]
-            first = first if len(first) <= 60 else first[:60].rsplit(" ", 1)[0].rstrip(",")
-            a.link_title = _cap(gen.pick((first, f"{_cap(topic.products[0])} sale",
-                                          page["name"], f"Shop {page['name']}")))
-        if gen.py.random() < 0.6:
-            a.link_caption = page["domain"].upper() if gen.py.random() < 0.5 else page["domain"]
-        if gen.py.random() < 0.5:
-            a.link_description = gen.pick(topic.offers)
-        a.platforms = list(page["platforms"])
-        a.languages = ["en"] if gen.py.random() < 0.93 else ["en", "es"]
-        # audience
-        if page["foreign"]:
-            a.regions = gen.foreign_regions()
-            a.demographics = gen.demographics(topic, dict(topic.ages), topic.male, False, False)
-            a.top_states, a.top_age, a.top_gender = [], topic.top_age, topic.top_gender
-            a.flags["foreign"] = True
-            a.flags["missing_impr_upper"] = a.impressions[1] is None
-            continue
-        mult = np.ones(len(census.state_names))
-        for s in topic.anti:
-            if s in gen.state_index:
-                mult[gen.state_index[s]] = 0.3
-        for s, m in topic.states:
-            if s in gen.state_index:
-                mult[gen.state_index[s]] = m
-        top_states = [s for s, _ in topic.states]
-        age_mult, male = dict(topic.ages), topic.male
-        top_age, top_gender = topic.top_age, topic.top_gender
-        if a.shift == "state" and a.shift_value:
-            mult[gen.state_index[a.shift_value]] = max(m for _, m in topic.states) * 1.6
-            top_states = [a.shift_value] + top_states
-        elif a.shift == "age" and a.shift_value:
-            age_mult[a.shift_value] = max(age_mult.values()) * 2.0
-            top_age = a.shift_value
-        elif a.shift == "gender" and a.shift_value:
-            male = 4.0 if a.shift_value == "male" else 0.25
-            top_gender = a.shift_value
-        a.top_states, a.top_age, a.top_gender = top_states, top_age, top_gender
-        a.demographics = gen.demographics(topic, age_mult, male, bool(a.flags.get("teen_cells")), bool(a.flags.get("unknown_gender")))
-        if a.flags.get("no_region"):
-            a.regions = []
-        else:
-            a.regions = gen.regions(mult, bool(a.flags.get("puerto_rico")), bool(a.flags.get("unknown_region")),
-                                    bool(a.flags.get("territories")), bool(a.flags.get("municipios")))
-        a.flags["missing_impr_upper"] = a.impressions[1] is None
 
-    # make sure the top impressions bucket (no upper_bound) occurs in the current dump
-    top_cur = [a for a in by_primary[CURRENT] if a.flags.get("missing_impr_upper")]
-    for a in choose([a for a in by_primary[CURRENT] if not a.flags.get("missing_impr_upper")], 4 - len(top_cur)):
+# ------------------------------------------------------------------------------------------ filling an ad in
+
+
+def _fill(gen: _Gen, census: Census, page: dict, a: Ad, store: _Spill) -> None:
+    """Draw an ad's dates, bodies, money, links and audience; its texts and distributions go to the
+    spill store, the rest stays on the Ad."""
+    topic = a.topic
+    if a.primary == LEGACY and not a.has("municipios"):
+        a.start = min(a.start, LEGACY_BEFORE - dt.timedelta(days=1))
+    a.created = a.start - dt.timedelta(days=gen.py.choice((0, 0, 0, 1, 1, 2, 3, 7)))
+    # no stop time: still running (most ads of the last two months, a few older ones)
+    running = ((LAST_DAY - a.start).days < 60 and gen.py.random() < 0.6) or gen.py.random() < 0.03
+    a.stop = None if running else a.start + dt.timedelta(days=gen.py.randrange(1, 90))
+    template = _bodies(gen, a, page)
+    if a.has("non_usd"):
+        a.currency = gen.pick(("EUR", "GBP", "CAD", "EUR"))
+    if page["foreign"]:
+        a.currency = "AUD"
+    # money: spend bucket from a lognormal draw; impressions from spend / CPM, bucketed
+    spend_value = float(gen.np.lognormal(page["spend_level"], 1.3))
+    a.spend = _bucket(SPEND_BUCKETS, spend_value)
+    a.impressions = _bucket(IMPRESSION_BUCKETS, spend_value / page["cpm"] * 1000.0 * float(gen.np.lognormal(0, 0.3)))
+    a.audience = _bucket(AUDIENCE_BUCKETS, max(1000.0, spend_value / page["cpm"] * 1000.0 * float(gen.np.lognormal(0.5, 0.8))))
+    title_choice, caption, description = _links(gen, topic, page)
+    a.languages = EN if gen.py.random() < 0.93 else EN_ES
+    demographics, regions = _audience(gen, census, page, a)
+    a.set_flag("missing_impr_upper", a.impressions[1] is None)
+    a.n_frames, a.has_regions = len(template), bool(regions)
+    a.prefixed_region = any(e["region"] not in gen.bare_regions for e in regions)
+    payload = _texts(template, title_choice, store.get(a.body_key), topic, page) + [caption, description, demographics, regions]
+    if a.own_key != a.body_key:  # a rerun: also the texts of its own creative (see _Writer.truncated)
+        payload += _texts(template, title_choice, store.get(a.own_key), topic, page)
+    a.payload_key = store.put(payload)
+
+
+def _bodies(gen: _Gen, a: Ad, page: dict) -> list[str]:
+    """The ad's creative bodies: empty, a few words, or its creative (with a URL, and carousel cards),
+    with CREATIVE standing for the creative: no draw depends on its text."""
+    if a.has("empty_body"):
+        return []
+    if a.has("short_body"):
+        return [gen.pick(SHORT_BODIES)]
+    body = CREATIVE
+    if a.has("has_url"):
+        url = gen.pick((f"https://www.{page['domain']}/offer?utm_source=facebook&utm_campaign=c{a.family_id}",
+                        f"www.{page['domain']}", f"http://{page['domain']}/sale", f"https://{page['domain']}/"))
+        body = gen.pick((f"{body} Learn more at {url}", f"{body} Visit {url}", f"{body}\n\n{url}"))
+    if not a.has("multi_frame"):
+        return [body]
+    cards = []
+    for _ in range(gen.py.randrange(1, 4)):
+        m = gen.message(a.topic)
+        m.update(with_hook=False, with_offer=False, with_simple=False, with_proof=gen.py.random() < 0.3, emoji=False)
+        cards.append(gen.render(m, a.topic))
+    if gen.py.random() < 0.4:  # some carousels repeat a card
+        return [body, body] + cards if gen.py.random() < 0.5 else [body] + cards + [cards[0]]
+    return [body] + cards
+
+
+def _links(gen: _Gen, topic: Topic, page: dict) -> tuple[int | None, str | None, str | None]:
+    """(which link title, link caption, link description), each present on a share of the ads; the title
+    is one of four (see _link_title)."""
+    title = caption = description = None
+    if gen.py.random() < 0.8:
+        title = gen.py.randrange(4)
+    if gen.py.random() < 0.6:
+        caption = page["domain"].upper() if gen.py.random() < 0.5 else page["domain"]
+    if gen.py.random() < 0.5:
+        description = gen.pick(topic.offers)
+    return title, caption, description
+
+
+def _link_title(choice: int | None, creative: str, topic: Topic, page: dict) -> str | None:
+    """Link title ``choice``: the creative's first sentence, "<product> sale", the page name or "Shop <page>"."""
+    if choice is None:
+        return None
+    if choice == 0:
+        first = re.split(r"[.?!]", creative)[0]
+        return _cap(first if len(first) <= 60 else first[:60].rsplit(" ", 1)[0].rstrip(","))
+    return _cap((f"{_cap(topic.products[0])} sale", page["name"], f"Shop {page['name']}")[choice - 1])
+
+
+def _texts(template: list[str], title_choice: int | None, creative: str, topic: Topic, page: dict) -> list:
+    """[bodies, link title] of an ad showing ``creative``."""
+    return [[body.replace(CREATIVE, creative) for body in template], _link_title(title_choice, creative, topic, page)]
+
+
+def _audience(gen: _Gen, census: Census, page: dict, a: Ad) -> tuple[list[dict], list[dict]]:
+    """(demographic distribution, region distribution): the topic's planted audience, shifted for a
+    shifted variant, times noise."""
+    topic = a.topic
+    if page["foreign"]:
+        regions = gen.foreign_regions()
+        a.set_flag("foreign")
+        return gen.demographics(topic, dict(topic.ages), topic.male, False, False), regions
+    mult = np.ones(len(census.state_names))
+    for s in topic.anti:
+        if s in gen.state_index:
+            mult[gen.state_index[s]] = 0.3
+    for s, m in topic.states:
+        if s in gen.state_index:
+            mult[gen.state_index[s]] = m
+    age_mult, male = dict(topic.ages), topic.male
+    if a.shift == "state" and a.shift_value:
+        mult[gen.state_index[a.shift_value]] = max(m for _, m in topic.states) * 1.6
+    elif a.shift == "age" and a.shift_value:
+        age_mult[a.shift_value] = max(age_mult.values()) * 2.0
+    elif a.shift == "gender" and a.shift_value:
+        male = 4.0 if a.shift_value == "male" else 0.25
+    demographics = gen.demographics(topic, age_mult, male, a.has("teen_cells"), a.has("unknown_gender"))
+    if a.has("no_region"):
+        return demographics, []
+    return demographics, gen.regions(mult, a.has("puerto_rico"), a.has("unknown_region"), a.has("territories"),
+                                     a.has("municipios"))
+
+
+def _top_impressions_in_current(gen: _Gen, current: list[Ad]) -> None:
+    """Make sure the top impressions bucket (no upper_bound) occurs in the current dump."""
+    top_cur = [a for a in current if a.has("missing_impr_upper")]
+    for a in _choose(gen, [a for a in current if not a.has("missing_impr_upper")], 4 - len(top_cur)):
         a.spend, a.impressions = SPEND_BUCKETS[6], IMPRESSION_BUCKETS[-1]
-        a.flags["missing_impr_upper"] = True
+        a.set_flag("missing_impr_upper")
 
-    # ---- duplicates: copies within a dump and across dumps
+
+def _copies(gen: _Gen, by_primary: dict[str, list[Ad]], n: int) -> tuple[dict[str, list[Ad]], list[tuple[str, Ad]]]:
+    """Each dump's records in order: its ads plus copies within the dump and across dumps, shuffled;
+    and the (dump, ad) extra copies."""
     copies: dict[str, list[Ad]] = {d: list(by_primary[d]) for d in DUMP_FILES}
     extra_copies: list[tuple[str, Ad]] = []
     for dump, k in ((CURRENT, max(3, round(0.015 * len(by_primary[CURRENT])))), (LEGACY, 4), (PAGE, 2), (EXPORT, 4)):
-        for a in choose(by_primary[dump], k):
+        for a in _choose(gen, by_primary[dump], k):
             extra_copies.append((dump, a))
     for src, dst, k in ((CURRENT, EXPORT, max(3, round(0.02 * n))), (CURRENT, PAGE, 4), (LEGACY, CURRENT, 4), (PAGE, EXPORT, 3)):
-        pool = [a for a in by_primary[src] if not (dst == LEGACY and a.flags.get("multi_frame"))]
-        for a in choose(pool, k):
+        pool = [a for a in by_primary[src] if not (dst == LEGACY and a.has("multi_frame"))]
+        for a in _choose(gen, pool, k):
             extra_copies.append((dst, a))
     for dump, a in extra_copies:
         copies[dump].append(a)
     for dump in DUMP_FILES:  # copies land at random places in their dump
         gen.py.shuffle(copies[dump])
+    return copies, extra_copies
 
-    # ---- records
-    def snapshot(ad_id: str, dump: str) -> str:
-        return f"https://www.facebook.com/ads/archive/render_ad/?id={ad_id}&access_token={tokens[dump]}"
 
-    def page_name_fields(a: Ad) -> dict:
-        page = pages[a.page]
+# ------------------------------------------------------------------------------------------ writing the dumps
+
+
+class _Layout:
+    """A dump's lines: its records in order, with extra lines inserted at drawn positions, written without
+    holding the records. ``insert`` does what ``list.insert`` would do on the list of every line."""
+
+    def __init__(self, n_records: int):
+        self.n_records = n_records
+        self.extras: list[list] = []  # [position among all lines, line]
+
+    def __len__(self) -> int:
+        return self.n_records + len(self.extras)
+
+    def insert(self, position: int, line: str) -> None:
+        for extra in self.extras:
+            if extra[0] >= position:
+                extra[0] += 1
+        self.extras.append([position, line])
+
+    def write(self, path: Path, records: Iterator[str]) -> None:
+        """Every line, each ended by a newline (as ``"\\n".join(lines) + "\\n"``: an empty dump is one newline)."""
+        extras = {position: line for position, line in self.extras}
+        with open(path, "w", encoding="utf-8") as fh:
+            if not len(self):
+                fh.write("\n")
+            for i in range(len(self)):
+                fh.write(extras[i] if i in extras else next(records))
+                fh.write("\n")
+
+
+def _spreadsheet_date(value: str, ad_id: str) -> str:
+    """A date after a spreadsheet round trip: unpadded (2023-5-3), with a time, or as it was."""
+    if not value:
+        return value
+    style = int(ad_id[-3:]) % 7
+    day = dt.date.fromisoformat(value)
+    if style in (1, 2):  # 2023-5-3
+        return f"{day.year}-{day.month}-{day.day}"
+    if style == 3:  # 2023-05-03 14:02:11
+        return f"{value} {int(ad_id[-2:]) % 24:02d}:{int(ad_id[-4:-2]) % 60:02d}:{int(ad_id[-6:-4]) % 60:02d}"
+    return value
+
+
+def _dumps(rec: dict) -> str:
+    return json.dumps(rec, ensure_ascii=False, separators=(",", ":"))
+
+
+def _cut_max(line: str) -> int:
+    """Where a truncated record line must end by: before its snapshot URL (and its access token)."""
+    cut_max = line.find('"ad_snapshot_url"')
+    return cut_max if cut_max > 40 else len(line) - 1
+
+
+class _Writer:
+    """Writes the dumps, the report, the media verbalisations and the truth, record by record, in the
+    order their random draws were made before (so a seed gives the same bytes)."""
+
+    def __init__(self, out_dir: Path, seed: int, gen: _Gen, census: Census, pages: list[dict], sizes: list[int],
+                 tokens: dict[str, str], table: _Ads, ads: list[Ad], by_primary: dict[str, list[Ad]], copies: dict[str, list[Ad]],
+                 extra_copies: list[tuple[str, Ad]], store: _Spill):
+        self.out_dir, self.gen, self.census, self.pages, self.sizes, self.tokens = out_dir, gen, census, pages, sizes, tokens
+        self.table, self.ads, self.by_primary, self.copies, self.extra_copies = table, ads, by_primary, copies, extra_copies
+        self.store = store
+        self.copied = {b.ad_id for _, b in extra_copies}
+        # A separate stream of random numbers for the collector quirks added later keeps every earlier
+        # draw, hence every other output, as it was.
+        self.quirks = random.Random(f"{seed}-collector-quirks")
+        self.summary: dict[str, Any] = {}
+        self.mangled: set[str] = set()
+        self.page_mangle: set[str] = set()
+        self.page_lost: set[str] = set()
+        self.wide_ids: set[str] = set()
+        self.media_ids: set[str] = set()
+        self.single_id = ""
+
+    def write_all(self) -> dict:
+        self.write_current()
+        self.write_legacy()
+        self.write_page()
+        self.write_export()
+        self.write_single()
+        self.write_wide()
+        self.write_report()
+        self.write_media()
+        self.write_truth()
+        return self.summary
+
+    # ---------------------------------------------------------------- records
+
+    def free(self, a: Ad, *flags: str) -> bool:
+        return _free(a, self.pages, *flags)
+
+    def snapshot(self, ad_id: str, dump: str) -> str:
+        return f"https://www.facebook.com/ads/archive/render_ad/?id={ad_id}&access_token={self.tokens[dump]}"
+
+    def page_name_fields(self, a: Ad) -> dict:
+        page = self.pages[a.page]
         if not page["unnamed"]:
             return {"page_name": page["name"]}
         return {} if int(a.ad_id) % 2 else {"page_name": ""}  # unnamed: the key absent, or ""
 
-    def current_record(a: Ad, dump: str) -> dict:
-        page = pages[a.page]
-        rec: dict[str, Any] = {"id": a.ad_id, "page_id": page["page_id"], **page_name_fields(a), "bylines": page["byline"]}
-        if not a.flags.get("missing_dates"):
+    def current_record(self, a: Ad, dump: str, d: _Delivery | None = None) -> dict:
+        d = d or self.store.delivery(a)
+        page = self.pages[a.page]
+        rec: dict[str, Any] = {"id": a.ad_id, "page_id": page["page_id"], **self.page_name_fields(a), "bylines": page["byline"]}
+        if not a.has("missing_dates"):
             rec["ad_creation_time"] = a.created.isoformat()
             rec["ad_delivery_start_time"] = a.start.isoformat()
             if a.stop:
                 rec["ad_delivery_stop_time"] = a.stop.isoformat()
-        if a.flags.get("empty_body"):
+        if a.has("empty_body"):
             shape = a.body_shape
             if shape == "empty_string":
                 rec["ad_creative_bodies"] = [""]
@@ -989,348 +1432,364 @@ def write_demo_ads(
             elif shape == "empty_list":
                 rec["ad_creative_bodies"] = []
         else:
-            rec["ad_creative_bodies"] = list(a.bodies)
-        if a.link_title:
-            rec["ad_creative_link_titles"] = [a.link_title] * (len(a.bodies) if a.flags.get("multi_frame") else 1)
-        if a.link_caption:
-            rec["ad_creative_link_captions"] = [a.link_caption]
-        if a.link_description:
-            rec["ad_creative_link_descriptions"] = [a.link_description]
+            rec["ad_creative_bodies"] = list(d.bodies)
+        if d.link_title:
+            rec["ad_creative_link_titles"] = [d.link_title] * (len(d.bodies) if a.has("multi_frame") else 1)
+        if d.link_caption:
+            rec["ad_creative_link_captions"] = [d.link_caption]
+        if d.link_description:
+            rec["ad_creative_link_descriptions"] = [d.link_description]
         rec["currency"] = a.currency
         rec["spend"] = _bounds(a.spend)
         rec["impressions"] = _bounds(a.impressions)
         rec["estimated_audience_size"] = _bounds(a.audience)
-        rec["demographic_distribution"] = a.demographics
-        if a.regions or not a.flags.get("no_region") or a.ad_id[-1] in "01234":
-            rec["delivery_by_region"] = a.regions  # no_region ads: [] or the key absent
+        rec["demographic_distribution"] = d.demographics
+        if d.regions or not a.has("no_region") or a.ad_id[-1] in "01234":
+            rec["delivery_by_region"] = d.regions  # no_region ads: [] or the key absent
         rec["languages"] = a.languages
         rec["publisher_platforms"] = a.platforms
-        rec["ad_snapshot_url"] = snapshot(a.ad_id, dump)
+        rec["ad_snapshot_url"] = self.snapshot(a.ad_id, dump)
         return rec
 
-    def legacy_record(a: Ad) -> dict:
-        page = pages[a.page]
+    def legacy_record(self, a: Ad, d: _Delivery | None = None) -> dict:
+        d = d or self.store.delivery(a)
+        page = self.pages[a.page]
 
         def stamp(day: dt.date, hour: int) -> str:
             return f"{day.isoformat()}T{hour:02d}:{int(a.ad_id[-2:]) % 60:02d}:{int(a.ad_id[-4:-2]) % 60:02d}+0000"
 
-        rec: dict[str, Any] = {"id": a.ad_id, "page_id": page["page_id"], **page_name_fields(a), "funding_entity": page["byline"]}
-        if not a.flags.get("missing_dates"):
+        rec: dict[str, Any] = {"id": a.ad_id, "page_id": page["page_id"], **self.page_name_fields(a), "funding_entity": page["byline"]}
+        if not a.has("missing_dates"):
             rec["ad_creation_time"] = stamp(a.created, a.hour // 2)  # 00-11h; delivery starts 3h later at the earliest
             rec["ad_delivery_start_time"] = stamp(a.start, a.hour // 2 + 3 + a.hour % 9)
             if a.stop:
                 rec["ad_delivery_stop_time"] = stamp(a.stop, a.hour)
-        if a.flags.get("empty_body"):
+        if a.has("empty_body"):
             if a.body_shape != "missing":
                 rec["ad_creative_body"] = ""
         else:
-            rec["ad_creative_body"] = a.bodies[0]  # the old API gave one body (the first card)
-        if a.link_title:
-            rec["ad_creative_link_title"] = a.link_title
-        if a.link_caption:
-            rec["ad_creative_link_caption"] = a.link_caption
-        if a.link_description:
-            rec["ad_creative_link_description"] = a.link_description
+            rec["ad_creative_body"] = d.bodies[0]  # the old API gave one body (the first card)
+        if d.link_title:
+            rec["ad_creative_link_title"] = d.link_title
+        if d.link_caption:
+            rec["ad_creative_link_caption"] = d.link_caption
+        if d.link_description:
+            rec["ad_creative_link_description"] = d.link_description
         rec["currency"] = a.currency
         rec["spend"] = _bounds(a.spend)
         rec["impressions"] = _bounds(a.impressions)
         rec["potential_reach"] = _bounds(a.audience)
-        rec["demographic_distribution"] = a.demographics
-        if a.regions or a.ad_id[-1] in "01234":
-            rec["region_distribution"] = a.regions
+        rec["demographic_distribution"] = d.demographics
+        if d.regions or a.ad_id[-1] in "01234":
+            rec["region_distribution"] = d.regions
         rec["publisher_platforms"] = a.platforms
-        rec["ad_snapshot_url"] = snapshot(a.ad_id, LEGACY)
+        rec["ad_snapshot_url"] = self.snapshot(a.ad_id, LEGACY)
         return rec
 
-    def dumps(rec: dict) -> str:
-        return json.dumps(rec, ensure_ascii=False, separators=(",", ":"))
-
-    seen_in: dict[str, list[str]] = {a.ad_id: [] for a in ads}
-    n_records: dict[str, int] = {a.ad_id: 0 for a in ads}  # intact records
-    malformed: dict[str, int] = {a.ad_id: 0 for a in ads}  # truncated records
-    copied = {b.ad_id for _, b in extra_copies}
-
-    def note(a: Ad, dump: str, broken: bool = False) -> None:
-        if dump not in seen_in[a.ad_id]:
-            seen_in[a.ad_id].append(dump)
+    def note(self, a: Ad, dump: str, broken: bool = False) -> None:
+        a.seen_bits |= 1 << MERGE_ORDER.index(dump)
         if broken:
-            malformed[a.ad_id] += 1
+            a.n_malformed += 1
         else:
-            n_records[a.ad_id] += 1
+            a.n_records += 1
 
-    def truncate(line: str) -> str:
-        cut_max = line.find('"ad_snapshot_url"')
-        cut_max = cut_max if cut_max > 40 else len(line) - 1
-        return line[: gen.py.randrange(max(20, cut_max // 4), cut_max)]
+    def truncated(self, a: Ad, dump: str) -> str:
+        """The ad's record in ``dump``, cut short before its snapshot URL (a truncated line). The cut is drawn
+        over the record the ad would have without reruns: the range of a draw decides how many random
+        words it takes, so a rerun's other text would move every later draw."""
+        d = self.store.delivery(a)
+        line, own = (_dumps(self.legacy_record(a, x) if dump == LEGACY else self.current_record(a, dump, x)) for x in (d, d.own()))
+        cut = self.gen.py.randrange(max(20, _cut_max(own) // 4), _cut_max(own))
+        return line[: min(cut, _cut_max(line))]
 
-    summary: dict[str, Any] = {}
+    # ---------------------------------------------------------------- JSON Lines
 
-    # JSON Lines, current names: 3 ads whose only record is truncated, 1 truncated extra copy,
-    # a stray non-JSON line, a JSON array on its own line, blank lines
-    lines: list[str] = []
-    cur = copies[CURRENT]
-    only_once = [a for a in by_primary[CURRENT] if a.ad_id not in copied]
-    doomed = {a.ad_id for a in choose(only_once, 3)}
-    for a in cur:
-        line = dumps(current_record(a, CURRENT))
-        broken = a.ad_id in doomed
-        if broken:
-            line = truncate(line)
-        note(a, CURRENT, broken)
-        lines.append(line)
-    twice = [a for a in by_primary[CURRENT] if a.ad_id not in doomed]
-    if twice:  # a truncated extra copy of an ad that is also there intact (a collector retry)
-        a = gen.pick(twice)
-        lines.insert(gen.py.randrange(len(lines) + 1), truncate(dumps(current_record(a, CURRENT))))
-        note(a, CURRENT, True)
-    stray = [STRAY_LINES[0], '["unexpected","array",3]']
-    for extra in stray:
-        lines.insert(gen.py.randrange(len(lines) + 1), extra)
-    for _ in range(2):
-        lines.insert(gen.py.randrange(1, len(lines) + 1), "")
-    (out_dir / CURRENT).write_text("\n".join(lines) + "\n", encoding="utf-8")
-    summary[CURRENT] = {"lines": len(lines), "records": len(cur) - len(doomed),
-                        "malformed": len(doomed) + (1 if twice else 0) + len(stray), "blank": 2}
+    def write_current(self) -> None:
+        """Current names: 3 ads whose only record is truncated, 1 truncated extra copy, a stray non-JSON
+        line, a JSON array on its own line, blank lines."""
+        gen, cur = self.gen, self.copies[CURRENT]
+        only_once = [a for a in self.by_primary[CURRENT] if a.ad_id not in self.copied]
+        doomed = {a.ad_id for a in _choose(gen, only_once, 3)}
+        cut = {a.ad_id: self.truncated(a, CURRENT) for a in cur if a.ad_id in doomed}
+        layout = _Layout(len(cur))
+        twice = [a for a in self.by_primary[CURRENT] if a.ad_id not in doomed]
+        if twice:  # a truncated extra copy of an ad that is also there intact (a collector retry)
+            a = gen.pick(twice)
+            position = gen.py.randrange(len(layout) + 1)
+            layout.insert(position, self.truncated(a, CURRENT))
+            self.note(a, CURRENT, True)
+        stray = [STRAY_LINES[0], '["unexpected","array",3]']
+        for extra in stray:
+            layout.insert(gen.py.randrange(len(layout) + 1), extra)
+        for _ in range(2):
+            layout.insert(gen.py.randrange(1, len(layout) + 1), "")
 
-    # JSON Lines, legacy names: one ad whose only record is truncated, one stray line, one blank line
-    lines = []
-    leg = copies[LEGACY]
-    leg_once = [a for a in by_primary[LEGACY] if a.ad_id not in copied]
-    doomed_leg = {a.ad_id for a in choose(leg_once, 1)}
-    for a in leg:
-        line = dumps(legacy_record(a))
-        broken = a.ad_id in doomed_leg
-        if broken:
-            line = truncate(line)
-        note(a, LEGACY, broken)
-        lines.append(line)
-    if lines:
-        lines.insert(gen.py.randrange(len(lines) + 1), STRAY_LINES[1])
-        lines.insert(gen.py.randrange(1, len(lines) + 1), "")
-    (out_dir / LEGACY).write_text("\n".join(lines) + "\n", encoding="utf-8")
-    summary[LEGACY] = {"lines": len(lines), "records": len(leg) - len(doomed_leg), "malformed": len(doomed_leg) + (1 if lines else 0),
-                       "blank": 1 if lines else 0}
+        def records() -> Iterator[str]:
+            for a in cur:
+                broken = a.ad_id in doomed
+                self.note(a, CURRENT, broken)
+                yield cut[a.ad_id] if broken else _dumps(self.current_record(a, CURRENT))
 
-    # one API page
-    data = []
-    for a in copies[PAGE]:
-        data.append(current_record(a, PAGE))
-        note(a, PAGE)
-    after = "".join(gen.py.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") for _ in range(40))
-    before = "".join(gen.py.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") for _ in range(40))
-    page_doc = {
-        "data": data,
-        "paging": {
-            "cursors": {"before": f"QVFIU{before}", "after": f"QVFIU{after}"},
-            "next": (
-                "https://graph.facebook.com/v19.0/ads_archive?ad_reached_countries=%5B%22US%22%5D&ad_type=ALL"
-                f"&search_terms=%27%27&limit={max(len(data), 1)}&access_token={tokens['paging']}&after=QVFIU{after}"
-            ),
-        },
-    }
-    (out_dir / PAGE).write_text(json.dumps(page_doc, ensure_ascii=False, separators=(",", ":")) + "\n", encoding="utf-8")
-    summary[PAGE] = {"records": len(data)}
+        layout.write(self.out_dir / CURRENT, records())
+        self.summary[CURRENT] = {"lines": len(layout), "records": len(cur) - len(doomed),
+                                 "malformed": len(doomed) + (1 if twice else 0) + len(stray), "blank": 2}
 
-    # CSV export (+ side tables keyed by the real id)
-    main_buf, demo_buf, region_buf = io.StringIO(), io.StringIO(), io.StringIO()
-    w_main = csv.writer(main_buf, lineterminator="\n")
-    w_demo = csv.writer(demo_buf, lineterminator="\n")
-    w_region = csv.writer(region_buf, lineterminator="\n")
-    w_main.writerow(EXPORT_COLUMNS)
-    w_demo.writerow(["ad_id", "age", "gender", "percentage"])
-    w_region.writerow(["ad_id", "region", "percentage"])
-    mangled: set[str] = set()
-    side_done: set[str] = set()
-    batch_names = [f"{gen.pick(('nyc', 'sfo', 'chi'))}-{k:03d}" for k in range(1 + len(copies[EXPORT]) // 200)]
-    export_mangle = {a.ad_id for a in by_primary[EXPORT] + [b for d, b in extra_copies if d == EXPORT] if gen.py.random() < 0.1}
-    # Spreadsheet round trips also rounded some page ids (the page URL, where there is one, keeps the
-    # real number), and wrote dates unpadded or as "date time". A separate stream of random numbers
-    # keeps every earlier draw, hence every other output, as it was.
-    quirks = random.Random(f"{seed}-collector-quirks")
-    export_only = sorted(a.ad_id for a in by_primary[EXPORT] if a.ad_id not in copied and not pages[a.page]["unnamed"]
-                         and free(a, "empty_body", "short_body", "no_region", "missing_dates"))  # else kept but for the page id
-    page_mangle = set(quirks.sample(export_only, k=min(len(export_only), max(6, round(0.04 * len(export_only))))))
-    page_lost = set(sorted(page_mangle)[:3])  # no page URL in their rows: quarantined as mangled_page_id
+    def write_legacy(self) -> None:
+        """Legacy names: one ad whose only record is truncated, one stray line, one blank line."""
+        gen, leg = self.gen, self.copies[LEGACY]
+        leg_once = [a for a in self.by_primary[LEGACY] if a.ad_id not in self.copied]
+        doomed = {a.ad_id for a in _choose(gen, leg_once, 1)}
+        cut = {a.ad_id: self.truncated(a, LEGACY) for a in leg if a.ad_id in doomed}
+        layout = _Layout(len(leg))
+        if leg:
+            layout.insert(gen.py.randrange(len(layout) + 1), STRAY_LINES[1])
+            layout.insert(gen.py.randrange(1, len(layout) + 1), "")
 
-    def spreadsheet_date(value: str, ad_id: str) -> str:
-        if not value:
-            return value
-        style = int(ad_id[-3:]) % 7
-        day = dt.date.fromisoformat(value)
-        if style in (1, 2):  # 2023-5-3
-            return f"{day.year}-{day.month}-{day.day}"
-        if style == 3:  # 2023-05-03 14:02:11
-            return f"{value} {int(ad_id[-2:]) % 24:02d}:{int(ad_id[-4:-2]) % 60:02d}:{int(ad_id[-6:-4]) % 60:02d}"
-        return value
+        def records() -> Iterator[str]:
+            for a in leg:
+                broken = a.ad_id in doomed
+                self.note(a, LEGACY, broken)
+                yield cut[a.ad_id] if broken else _dumps(self.legacy_record(a))
 
-    for k, a in enumerate(copies[EXPORT]):
-        rec = current_record(a, EXPORT)
+        layout.write(self.out_dir / LEGACY, records())
+        self.summary[LEGACY] = {"lines": len(layout), "records": len(leg) - len(doomed),
+                                "malformed": len(doomed) + (1 if leg else 0), "blank": 1 if leg else 0}
+
+    # ---------------------------------------------------------------- one API page
+
+    def write_page(self) -> None:
+        """``{"data": [...], "paging": {...}}`` on one line, written record by record."""
+        gen, data = self.gen, self.copies[PAGE]
+        with open(self.out_dir / PAGE, "w", encoding="utf-8") as fh:
+            fh.write('{"data":[')
+            for k, a in enumerate(data):
+                fh.write("," if k else "")
+                fh.write(_dumps(self.current_record(a, PAGE)))
+                self.note(a, PAGE)
+            alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+            after = "".join(gen.py.choice(alphabet) for _ in range(40))
+            before = "".join(gen.py.choice(alphabet) for _ in range(40))
+            paging = {
+                "cursors": {"before": f"QVFIU{before}", "after": f"QVFIU{after}"},
+                "next": (
+                    "https://graph.facebook.com/v19.0/ads_archive?ad_reached_countries=%5B%22US%22%5D&ad_type=ALL"
+                    f"&search_terms=%27%27&limit={max(len(data), 1)}&access_token={self.tokens['paging']}&after=QVFIU{after}"
+                ),
+            }
+            fh.write(f'],"paging":{_dumps(paging)}}}\n')
+        self.summary[PAGE] = {"records": len(data)}
+
+    # ---------------------------------------------------------------- CSV export
+
+    def write_export(self) -> None:
+        """The flattened CSV export and its side tables keyed by the real id; mangled ids, rounded page
+        ids and spreadsheet dates."""
+        gen, pages, rows = self.gen, self.pages, self.copies[EXPORT]
+        batch_names = [f"{gen.pick(('nyc', 'sfo', 'chi'))}-{k:03d}" for k in range(1 + len(rows) // 200)]
+        export_ads = self.by_primary[EXPORT] + [b for d, b in self.extra_copies if d == EXPORT]
+        export_mangle = {a.ad_id for a in export_ads if gen.py.random() < 0.1}
+        # Spreadsheet round trips also rounded some page ids (the page URL, where there is one, keeps the
+        # real number), and wrote dates unpadded or as "date time".
+        export_only = sorted(a.ad_id for a in self.by_primary[EXPORT] if a.ad_id not in self.copied and not pages[a.page]["unnamed"]
+                             and self.free(a, "empty_body", "short_body", "no_region", "missing_dates"))  # else kept but for the page id
+        k = min(len(export_only), max(6, round(0.04 * len(export_only))))
+        self.page_mangle = set(self.quirks.sample(export_only, k=k))
+        self.page_lost = set(sorted(self.page_mangle)[:3])  # no page URL in their rows: quarantined as mangled_page_id
+        side_done: set[str] = set()
+        n_mangled = n_demo = n_region = 0
+        with open(self.out_dir / EXPORT, "w", encoding="utf-8") as f_main, \
+                open(self.out_dir / EXPORT_DEMOS, "w", encoding="utf-8") as f_demo, \
+                open(self.out_dir / EXPORT_REGIONS, "w", encoding="utf-8") as f_region:
+            w_main, w_demo, w_region = (csv.writer(f, lineterminator="\n") for f in (f_main, f_demo, f_region))
+            w_main.writerow(EXPORT_COLUMNS)
+            w_demo.writerow(["ad_id", "age", "gender", "percentage"])
+            w_region.writerow(["ad_id", "region", "percentage"])
+            for k, a in enumerate(rows):
+                rec, ad_id = self.current_record(a, EXPORT), a.ad_id
+                mangled = ad_id in export_mangle
+                w_main.writerow(self.export_row(a, rec, mangled, batch_names[k // 200]))
+                n_mangled += mangled
+                if mangled:
+                    self.mangled.add(ad_id)
+                self.note(a, EXPORT)
+                if ad_id in side_done:
+                    continue
+                side_done.add(ad_id)
+                w_demo.writerows([ad_id, e["age"], e["gender"], e["percentage"]] for e in rec["demographic_distribution"])
+                w_region.writerows([ad_id, e["region"], e["percentage"]] for e in rec.get("delivery_by_region", []))
+                n_demo += len(rec["demographic_distribution"])
+                n_region += len(rec.get("delivery_by_region", []))
+        self.summary[EXPORT] = {"rows": len(rows), "mangled_ids": n_mangled, "demographic_rows": n_demo, "region_rows": n_region}
+
+    def export_row(self, a: Ad, rec: dict, mangled: bool, batch: str) -> list:
         for key in ("ad_creation_time", "ad_delivery_start_time", "ad_delivery_stop_time"):
             if key in rec:
-                rec[key] = spreadsheet_date(rec[key], a.ad_id)
-        page_url = f"https://www.facebook.com/{rec['page_id']}/" if (int(a.ad_id) % 5 < 3 or a.ad_id in page_mangle) else ""
-        if a.ad_id in page_mangle:
+                rec[key] = _spreadsheet_date(rec[key], a.ad_id)
+        page_url = f"https://www.facebook.com/{rec['page_id']}/" if (int(a.ad_id) % 5 < 3 or a.ad_id in self.page_mangle) else ""
+        if a.ad_id in self.page_mangle:
             rec["page_id"] = f"{int(rec['page_id']):.5E}".replace("E+0", "E+")
-            page_url = "" if a.ad_id in page_lost else page_url
-        shown = a.ad_id
-        if a.ad_id in export_mangle:
-            shown = f"{int(a.ad_id):.5E}".replace("E+0", "E+")
-            mangled.add(a.ad_id)
-        bodies_cell = ""
-        if "ad_creative_bodies" in rec:
-            bodies_cell = json.dumps(rec["ad_creative_bodies"], ensure_ascii=False)
-        w_main.writerow([
+            page_url = "" if a.ad_id in self.page_lost else page_url
+        shown = f"{int(a.ad_id):.5E}".replace("E+0", "E+") if mangled else a.ad_id
+        bodies_cell = json.dumps(rec["ad_creative_bodies"], ensure_ascii=False) if "ad_creative_bodies" in rec else ""
+        return [
             shown, rec["page_id"], rec.get("page_name", ""), rec["bylines"], rec.get("ad_creation_time", ""),
             rec.get("ad_delivery_start_time", ""), rec.get("ad_delivery_stop_time", ""), bodies_cell,
             repr(rec["ad_creative_link_titles"]) if "ad_creative_link_titles" in rec else "", rec["currency"],
             rec["spend"]["lower_bound"], rec["spend"].get("upper_bound", ""), rec["impressions"]["lower_bound"],
             rec["impressions"].get("upper_bound", ""), rec["estimated_audience_size"]["lower_bound"],
             rec["estimated_audience_size"].get("upper_bound", ""), repr(rec["languages"]), repr(rec["publisher_platforms"]),
-            rec["ad_snapshot_url"], batch_names[k // 200], page_url,
-        ])
-        note(a, EXPORT)
-        if a.ad_id in side_done:
-            continue
-        side_done.add(a.ad_id)
-        for e in rec["demographic_distribution"]:
-            w_demo.writerow([a.ad_id, e["age"], e["gender"], e["percentage"]])
-        for e in rec.get("delivery_by_region", []):
-            w_region.writerow([a.ad_id, e["region"], e["percentage"]])
-    (out_dir / EXPORT).write_text(main_buf.getvalue(), encoding="utf-8")
-    (out_dir / EXPORT_DEMOS).write_text(demo_buf.getvalue(), encoding="utf-8")
-    (out_dir / EXPORT_REGIONS).write_text(region_buf.getvalue(), encoding="utf-8")
-    summary[EXPORT] = {"rows": len(copies[EXPORT]), "mangled_ids": sum(1 for a in copies[EXPORT] if a.ad_id in mangled),
-                       "demographic_rows": demo_buf.getvalue().count("\n") - 1,
-                       "region_rows": region_buf.getvalue().count("\n") - 1}
+            rec["ad_snapshot_url"], batch, page_url,
+        ]
 
-    # one ad object per file, keyed by a document store's _id (its ad id only in ad_snapshot_url); a copy
-    # of a page-only ad, merged before the page
-    page_only = sorted((a for a in by_primary[PAGE] if a.ad_id not in copied and not pages[a.page]["unnamed"]
-                        and free(a, "empty_body", "short_body", "no_region", "missing_dates")), key=lambda x: x.ad_id)
-    single_ad = quirks.choice(page_only) if page_only else by_primary[CURRENT][0]
-    single = {"_id": {"$oid": "".join(quirks.choice("0123456789abcdef") for _ in range(24))}}
-    single.update({k: v for k, v in current_record(single_ad, SINGLE).items() if k != "id"})
-    (out_dir / SINGLE).write_text(json.dumps(single, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    note(single_ad, SINGLE)
-    summary[SINGLE] = {"records": 1}
+    # ---------------------------------------------------------------- one-object file, wide export, report
 
-    # a wide spreadsheet export (UTF-8 with a byte-order mark, CRLF): one percentage column per
-    # region and per gender x age cell, some rows in "12.5%" notation; copies of export ads, merged
-    # before the export, so these rows are the ones kept
-    wide_pool = sorted((a for a in by_primary[EXPORT] if a.ad_id not in copied and a.ad_id not in page_mangle and a.regions
-                        and free(a, "empty_body", "short_body", "no_region", "missing_dates") and not pages[a.page]["unnamed"]),
-                       key=lambda x: x.ad_id)
-    wide_ads = quirks.sample(wide_pool, k=min(len(wide_pool), max(5, round(0.03 * len(by_primary[EXPORT])))))
+    def write_single(self) -> None:
+        """One ad object in its own file, keyed by a document store's _id (its ad id only in
+        ad_snapshot_url); a copy of a page-only ad, merged before the page."""
+        quirks = self.quirks
+        page_only = sorted((a for a in self.by_primary[PAGE] if a.ad_id not in self.copied and not self.pages[a.page]["unnamed"]
+                            and self.free(a, "empty_body", "short_body", "no_region", "missing_dates")), key=lambda x: x.ad_id)
+        single_ad = quirks.choice(page_only) if page_only else self.by_primary[CURRENT][0]
+        single = {"_id": {"$oid": "".join(quirks.choice("0123456789abcdef") for _ in range(24))}}
+        single.update({k: v for k, v in self.current_record(single_ad, SINGLE).items() if k != "id"})
+        (self.out_dir / SINGLE).write_text(json.dumps(single, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        self.note(single_ad, SINGLE)
+        self.single_id = single_ad.ad_id
+        self.summary[SINGLE] = {"records": 1}
 
-    def prefixed(a: Ad) -> bool:  # delivers to a region a wide export names as "region: <name>"
-        return any(e["region"] not in WIDE_BARE_REGIONS and e["region"] not in census.regions for e in a.regions)
+    def write_wide(self) -> None:
+        """A wide spreadsheet export (UTF-8 with a byte-order mark, CRLF): one percentage column per region
+        and per gender x age cell, some rows in "12.5%" notation; copies of export ads, merged before the
+        export, so these rows are the ones kept."""
+        quirks, census = self.quirks, self.census
+        wide_pool = sorted((a for a in self.by_primary[EXPORT] if a.ad_id not in self.copied and a.ad_id not in self.page_mangle
+                            and a.has_regions and self.free(a, "empty_body", "short_body", "no_region", "missing_dates")
+                            and not self.pages[a.page]["unnamed"]), key=lambda x: x.ad_id)
+        wide_ads = quirks.sample(wide_pool, k=min(len(wide_pool), max(5, round(0.03 * len(self.by_primary[EXPORT])))))
+        if wide_ads and not any(a.prefixed_region for a in wide_ads):
+            wide_ads[0] = next((a for a in wide_pool if a.prefixed_region and a not in wide_ads), wide_ads[0])
+        region_set: set[str] = set()
+        cell_set: set[tuple[str, str]] = set()
+        for a in wide_ads:
+            d = self.store.delivery(a)
+            region_set.update(e["region"] for e in d.regions)
+            cell_set.update((e["gender"], e["age"]) for e in d.demographics)
+        region_cols, cell_cols = sorted(region_set), sorted(cell_set)
 
-    if wide_ads and not any(map(prefixed, wide_ads)):
-        wide_ads[0] = next((a for a in wide_pool if prefixed(a) and a not in wide_ads), wide_ads[0])
-    region_cols = sorted({e["region"] for a in wide_ads for e in a.regions})
-    cell_cols = sorted({(e["gender"], e["age"]) for a in wide_ads for e in a.demographics})
+        def region_header(name: str) -> str:
+            return name if name in WIDE_BARE_REGIONS or name in census.regions else f"region: {name}"
 
-    def region_header(name: str) -> str:
-        return name if name in WIDE_BARE_REGIONS or name in census.regions else f"region: {name}"
+        with open(self.out_dir / WIDE, "w", encoding="utf-8", newline="") as fh:
+            fh.write("\ufeff")
+            w_wide = csv.writer(fh, lineterminator="\r\n")
+            w_wide.writerow(["ad_archive_id", "page_id", "page_name", "bylines", "ad_delivery_start_time", "ad_delivery_stop_time",
+                             "ad_creative_bodies", "currency", "spend_lower", "spend_upper", "impressions_lower", "impressions_upper",
+                             "ad_snapshot_url"] + [region_header(r) for r in region_cols] + [f"{g} {a}" for g, a in cell_cols])
+            for a in wide_ads:
+                d = self.store.delivery(a)
+                rec = self.current_record(a, WIDE, d)
+                percent = quirks.random() < 0.5
 
-    wide_buf = io.StringIO()
-    w_wide = csv.writer(wide_buf, lineterminator="\r\n")
-    w_wide.writerow(["ad_archive_id", "page_id", "page_name", "bylines", "ad_delivery_start_time", "ad_delivery_stop_time",
-                     "ad_creative_bodies", "currency", "spend_lower", "spend_upper", "impressions_lower", "impressions_upper",
-                     "ad_snapshot_url"] + [region_header(r) for r in region_cols] + [f"{g} {a}" for g, a in cell_cols])
-    for a in wide_ads:
-        rec = current_record(a, WIDE)
-        percent = quirks.random() < 0.5
+                def share(value: str | None) -> str:
+                    if value is None:
+                        return ""
+                    return f"{float(value) * 100:.10g}%" if percent else value
 
-        def share(value: str | None) -> str:
-            if value is None:
-                return ""
-            return f"{float(value) * 100:.10g}%" if percent else value
+                regions = {e["region"]: e["percentage"] for e in d.regions}
+                cells = {(e["gender"], e["age"]): e["percentage"] for e in d.demographics}
+                w_wide.writerow([a.ad_id, rec["page_id"], rec.get("page_name", ""), rec["bylines"],
+                                 _spreadsheet_date(rec.get("ad_delivery_start_time", ""), a.ad_id), rec.get("ad_delivery_stop_time", ""),
+                                 json.dumps(rec.get("ad_creative_bodies", []), ensure_ascii=False), rec["currency"],
+                                 rec["spend"]["lower_bound"], rec["spend"].get("upper_bound", ""), rec["impressions"]["lower_bound"],
+                                 rec["impressions"].get("upper_bound", ""), rec["ad_snapshot_url"]]
+                                + [share(regions.get(r)) for r in region_cols] + [share(cells.get(c)) for c in cell_cols])
+                self.note(a, WIDE)
+        self.wide_ids = {a.ad_id for a in wide_ads}
+        self.summary[WIDE] = {"rows": len(wide_ads), "region_columns": len(region_cols), "cell_columns": len(cell_cols)}
 
-        regions = {e["region"]: e["percentage"] for e in a.regions}
-        cells = {(e["gender"], e["age"]): e["percentage"] for e in a.demographics}
-        w_wide.writerow([a.ad_id, rec["page_id"], rec.get("page_name", ""), rec["bylines"],
-                         spreadsheet_date(rec.get("ad_delivery_start_time", ""), a.ad_id), rec.get("ad_delivery_stop_time", ""),
-                         json.dumps(rec.get("ad_creative_bodies", []), ensure_ascii=False), rec["currency"],
-                         rec["spend"]["lower_bound"], rec["spend"].get("upper_bound", ""), rec["impressions"]["lower_bound"],
-                         rec["impressions"].get("upper_bound", ""), rec["ad_snapshot_url"]]
-                        + [share(regions.get(r)) for r in region_cols] + [share(cells.get(c)) for c in cell_cols])
-        note(a, WIDE)
-    (out_dir / WIDE).write_bytes(("\ufeff" + wide_buf.getvalue()).encode("utf-8"))
-    wide_ids = {a.ad_id for a in wide_ads}
-    summary[WIDE] = {"rows": len(wide_ads), "region_columns": len(region_cols), "cell_columns": len(cell_cols)}
+    def write_report(self) -> None:
+        """An Ad Library Report download (spend totals per advertiser): not an ad dump, never in ads.dumps."""
+        pages, sizes = self.pages, self.sizes
+        with open(self.out_dir / REPORT, "w", encoding="utf-8", newline="") as fh:
+            fh.write("\ufeff")
+            w_report = csv.writer(fh, lineterminator="\n")
+            w_report.writerow(REPORT_COLUMNS)
+            for p in sorted(range(len(pages)), key=lambda i: pages[i]["page_id"]):
+                if not pages[p]["unnamed"]:
+                    w_report.writerow([pages[p]["page_id"], pages[p]["name"], f"Paid for by {pages[p]['byline']}",
+                                       f"{int(sizes[p] * pages[p]['cpm'] * 40):,}", sizes[p]])
 
-    # an Ad Library Report download (spend totals per advertiser): not an ad dump, never in ads.dumps
-    report_buf = io.StringIO()
-    w_report = csv.writer(report_buf, lineterminator="\n")
-    w_report.writerow(REPORT_COLUMNS)
-    for p in sorted(range(n_pages), key=lambda i: pages[i]["page_id"]):
-        if not pages[p]["unnamed"]:
-            w_report.writerow([pages[p]["page_id"], pages[p]["name"], f"Paid for by {pages[p]['byline']}",
-                               f"{int(sizes[p] * pages[p]['cpm'] * 40):,}", sizes[p]])
-    (out_dir / REPORT).write_bytes(("\ufeff" + report_buf.getvalue()).encode("utf-8"))
+    # ---------------------------------------------------------------- media, truth
 
-    # media verbalisations for ~20% of the ads
-    media_lines = []
-    media_ids: set[str] = set()
-    for a in sorted(ads, key=lambda x: x.ad_id):
-        if gen.py.random() < 0.2:
-            kind = gen.pick(("Image", "Image", "Video", "Carousel"))
-            scene = gen.pick(a.topic.images)
-            extra = gen.pick(("", "", " at sunrise", " in soft natural light", f", with the text \"{pages[a.page]['name']}\" overlaid",
-                              ", logo in the corner"))
-            text = f"{kind}: {scene}{extra}"
-            if kind == "Video":
-                text += f"; {gen.py.randrange(6, 46)} seconds, upbeat music"
-            media_lines.append(json.dumps({"ad_id": a.ad_id, "verbalisation": text}, ensure_ascii=False))
-            media_ids.add(a.ad_id)
-    (out_dir / MEDIA).write_text("\n".join(media_lines) + ("\n" if media_lines else ""), encoding="utf-8")
-    summary[MEDIA] = {"records": len(media_lines)}
+    def write_media(self) -> None:
+        """Media verbalisations for ~20% of the ads."""
+        gen = self.gen
+        n = 0
+        with open(self.out_dir / MEDIA, "w", encoding="utf-8") as fh:
+            for a in sorted(self.ads, key=lambda x: x.ad_id):
+                if gen.py.random() < 0.2:
+                    kind = gen.pick(("Image", "Image", "Video", "Carousel"))
+                    scene = gen.pick(a.topic.images)
+                    extra = gen.pick(("", "", " at sunrise", " in soft natural light",
+                                      f", with the text \"{self.pages[a.page]['name']}\" overlaid", ", logo in the corner"))
+                    text = f"{kind}: {scene}{extra}"
+                    if kind == "Video":
+                        text += f"; {gen.py.randrange(6, 46)} seconds, upbeat music"
+                    fh.write(json.dumps({"ad_id": a.ad_id, "verbalisation": text}, ensure_ascii=False) + "\n")
+                    self.media_ids.add(a.ad_id)
+                    n += 1
+        self.summary[MEDIA] = {"records": n}
 
-    # truth (tests only)
-    flag_names = ("empty_body", "short_body", "multi_frame", "has_url", "non_usd", "missing_impr_upper", "municipios",
-                  "teen_cells", "unknown_gender", "unknown_region", "territories", "puerto_rico", "no_region",
-                  "missing_dates", "foreign")
-    dump_rank = {d: i for i, d in enumerate((CURRENT, LEGACY, SINGLE, PAGE, WIDE, EXPORT))}  # merge order
-    rows = []
-    for a in sorted(ads, key=lambda x: (x.page, x.family_id, x.variant)):
-        page = pages[a.page]
-        rows.append({
-            "ad_id": a.ad_id, "page_id": page["page_id"], "page_name": page["name"], "topic": a.topic.name,
-            "family_id": a.family_id, "variant": a.variant,
-            "dumps": sorted(seen_in[a.ad_id], key=dump_rank.get), "primary_dump": a.primary,
-            "n_records": n_records[a.ad_id], "delivery_start": a.start, "delivery_stop": a.stop,
-            "currency": a.currency, "n_frames": len(a.bodies or []),
-            "is_duplicate": n_records[a.ad_id] > 1,
-            "unnamed_page": page["unnamed"],
-            **{k: bool(a.flags.get(k)) for k in flag_names},
-            "malformed_line": malformed[a.ad_id] > 0,
-            "malformed_only": n_records[a.ad_id] == 0,
-            "mangled_id": a.ad_id in mangled,
-            "mangled_page_id": a.ad_id in page_mangle,
-            "mangled_page_lost": a.ad_id in page_lost,
-            "in_wide": a.ad_id in wide_ids,
-            "in_single": a.ad_id == single_ad.ad_id,
-            "has_media": a.ad_id in media_ids,
-            "audience_shift": a.shift, "top_states": list(a.top_states), "top_age": a.top_age, "top_gender": a.top_gender,
-        })
-    schema = pa.schema(
-        [("ad_id", pa.string()), ("page_id", pa.string()), ("page_name", pa.string()), ("topic", pa.string()),
-         ("family_id", pa.int64()), ("variant", pa.int64()), ("dumps", pa.list_(pa.string())), ("primary_dump", pa.string()),
-         ("n_records", pa.int64()), ("delivery_start", pa.date32()), ("delivery_stop", pa.date32()),
-         ("currency", pa.string()), ("n_frames", pa.int64()), ("is_duplicate", pa.bool_()), ("unnamed_page", pa.bool_())]
-        + [(k, pa.bool_()) for k in flag_names]
-        + [("malformed_line", pa.bool_()), ("malformed_only", pa.bool_()), ("mangled_id", pa.bool_()),
-           ("mangled_page_id", pa.bool_()), ("mangled_page_lost", pa.bool_()), ("in_wide", pa.bool_()), ("in_single", pa.bool_()),
-           ("has_media", pa.bool_()),
-           ("audience_shift", pa.string()), ("top_states", pa.list_(pa.string())), ("top_age", pa.string()), ("top_gender", pa.string())]
-    )
-    pq.write_table(pa.Table.from_pylist(rows, schema=schema), out_dir / TRUTH, compression="zstd")
+    def write_truth(self) -> None:
+        """Ground truth for tests: one row per unique ad, in page, family, variant order; row groups of
+        TRUTH_ROW_GROUP rows, each built column by column."""
+        table = self.table
+        order = np.lexsort([table.array(name) for name in ("variant", "family_id", "page")])
+        columns = self.truth_columns()
+        schema = pa.schema([f for f, _ in columns])
+        # malloc-backed: Arrow's default pool keeps what the writer freed, which would grow the peak with the ads
+        pool = pa.system_memory_pool()
+        with pq.ParquetWriter(self.out_dir / TRUTH, schema, compression="zstd", memory_pool=pool) as writer:
+            for first in range(0, len(order), TRUTH_ROW_GROUP):
+                rows = [table.views[i] for i in order[first:first + TRUTH_ROW_GROUP].tolist()]
+                arrays = [pa.array([get(a) for a in rows], type=f.type, memory_pool=pool) for f, get in columns]
+                writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
 
-    summary["unique_ads"] = n
-    summary["pages"] = n_pages
-    summary["largest_page"] = max(sizes)
-    summary["families"] = family_id
-    summary["duplicated_ads"] = sum(1 for r in rows if r["is_duplicate"])
-    summary["unrecoverable_malformed_ads"] = sum(1 for r in rows if r["malformed_only"])
-    return summary
+    def truth_columns(self) -> list[tuple[pa.Field, Any]]:
+        pages = self.pages
+
+        def flag(name: str):
+            return lambda a: a.has(name)
+
+        string, boolean, integer = pa.string(), pa.bool_(), pa.int64()
+        return [
+            (pa.field("ad_id", string), lambda a: a.ad_id),
+            (pa.field("page_id", string), lambda a: pages[a.page]["page_id"]),
+            (pa.field("page_name", string), lambda a: pages[a.page]["name"]),
+            (pa.field("topic", string), lambda a: a.topic.name),
+            (pa.field("family_id", integer), lambda a: a.family_id),
+            (pa.field("variant", integer), lambda a: a.variant),
+            (pa.field("dumps", pa.list_(string)), lambda a: [d for i, d in enumerate(MERGE_ORDER) if a.seen_bits >> i & 1]),
+            (pa.field("primary_dump", string), lambda a: a.primary),
+            (pa.field("n_records", integer), lambda a: a.n_records),
+            (pa.field("delivery_start", pa.date32()), lambda a: a.start),
+            (pa.field("delivery_stop", pa.date32()), lambda a: a.stop),
+            (pa.field("currency", string), lambda a: a.currency),
+            (pa.field("n_frames", integer), lambda a: a.n_frames),
+            (pa.field("is_duplicate", boolean), lambda a: a.n_records > 1),
+            (pa.field("unnamed_page", boolean), lambda a: pages[a.page]["unnamed"]),
+            *[(pa.field(name, boolean), flag(name)) for name in FLAG_NAMES],
+            (pa.field("malformed_line", boolean), lambda a: a.n_malformed > 0),
+            (pa.field("malformed_only", boolean), lambda a: a.n_records == 0),
+            (pa.field("mangled_id", boolean), lambda a: a.ad_id in self.mangled),
+            (pa.field("mangled_page_id", boolean), lambda a: a.ad_id in self.page_mangle),
+            (pa.field("mangled_page_lost", boolean), lambda a: a.ad_id in self.page_lost),
+            (pa.field("in_wide", boolean), lambda a: a.ad_id in self.wide_ids),
+            (pa.field("in_single", boolean), lambda a: a.ad_id == self.single_id),
+            (pa.field("has_media", boolean), lambda a: a.ad_id in self.media_ids),
+            (pa.field("audience_shift", string), lambda a: a.shift),
+            (pa.field("top_states", pa.list_(string)), lambda a: a.targets()[0]),
+            (pa.field("top_age", string), lambda a: a.targets()[1]),
+            (pa.field("top_gender", string), lambda a: a.targets()[2]),
+            (pa.field("rerun_of", string), lambda a: a.rerun_of.ad_id if a.rerun_of is not None else None),
+        ]
