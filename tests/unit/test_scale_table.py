@@ -29,7 +29,7 @@ def test_slope_is_the_log_log_growth():
 
 def test_table_reports_slopes_against_each_rules_driver():
     def run(n, pairs, t_embed, t_mine, rss):
-        counts = {"ads": n, "pages": n // 20, "largest_page": 40, "distinct_bodies": n, "candidate_pairs": pairs,
+        counts = {"ads": n, "pages": n // 20, "largest_page": 40, "distinct_bodies": n // 2, "candidate_pairs": pairs,
                   "mined_pairs": pairs // 10, "samples": 5 * n, "shard_rows": 5 * n, "external": 200}
         rules = {"embed_ads": {"jobs": 1, "s": t_embed, "cpu_s": t_embed, "max_rss_mb": rss},
                  "mine_pairs": {"jobs": 4, "s": t_mine, "cpu_s": t_mine, "max_rss_mb": 100.0}}
@@ -38,6 +38,6 @@ def test_table_reports_slopes_against_each_rules_driver():
     text = scale.table([run(1000, 10_000, 10.0, 1.0, 500.0), run(10_000, 1_000_000, 100.0, 100.0, 600.0)])
     embed = next(line for line in text.splitlines() if line.startswith("| embed_ads |"))
     mine = next(line for line in text.splitlines() if line.startswith("| mine_pairs |"))
-    assert "| ads |" in embed and "| 1.00 |" in embed and "1.20×" in embed  # linear in ads; RSS 600 / 500
+    assert "| distinct_bodies |" in embed and "| 1.00 |" in embed and "1.20×" in embed  # linear in bodies; RSS 600 / 500
     assert "| candidate_pairs |" in mine and "| 1.00 |" in mine and "(4 jobs)" in mine  # linear in pairs, not ads
-    assert "| distinct_bodies | 1,000 | 10,000 |" in text
+    assert "| distinct_bodies | 500 | 5,000 |" in text

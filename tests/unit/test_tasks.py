@@ -401,14 +401,19 @@ def test_pair_tasks_refuse_a_pair_whose_ad_is_missing_from_its_page(tmp_path):
 
 
 def peak_python_bytes(fn) -> int:
+    """Peak Python allocations of ``fn()``; logging is off meanwhile, because pytest's capture handler
+    keeps every record (one progress line a batch) and would make the peak grow with the batches."""
+    import logging
     import tracemalloc
 
+    logging.disable(logging.CRITICAL)
     tracemalloc.start()
     try:
         fn()
         return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
+        logging.disable(logging.NOTSET)
 
 
 def small_row_groups(monkeypatch):
