@@ -106,5 +106,6 @@ rule mine_pairs:
         min_distance=config["pairs"]["min_distance"],
         unit=config["pairs"]["distance_unit"],
         chunk_rows=config["pairs"]["chunk_rows"],
+        batch_rows=config["pairs"]["batch_rows"],
     script:
         "../scripts/mine_pairs.py"

@@ -15,5 +15,6 @@ report = mining.mine_shard(
     rule=rule,
     out_parquet=smk.output.pairs,
     chunk_rows=int(smk.params.chunk_rows),
+    batch_rows=int(smk.params.batch_rows),
 )
 io.write_json(smk.output.report, report)

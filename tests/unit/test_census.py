@@ -359,3 +359,31 @@ def test_delivery_views_match_segments(tmp_path, toy):
     assert "Utah" not in state_index.index  # absent: no index
     assert ag_raw.to_dict() == pytest.approx({"female 18-24": 0.3, "female 65+": 0.2, "male 18-24": 0.3})
     assert list(ag_index.index) == seg["age_gender_ranked"] and ag_index.tolist() == seg["age_gender_index_ranked"]
+
+
+def census_peak(tmp_path, census, rows, name, batch_rows=50, row_group_rows=100):
+    """Peak of numpy / Python (tracemalloc) plus Arrow (a proxy pool's high-water mark) while normalising."""
+    import tracemalloc
+
+    src = tmp_path / f"{name}_ads.parquet"
+    pq.write_table(pa.Table.from_pylist(rows, schema=ADS_SCHEMA), src, row_group_size=64)
+    pool, previous = pa.proxy_memory_pool(pa.default_memory_pool()), pa.default_memory_pool()
+    pa.set_memory_pool(pool)
+    tracemalloc.start()
+    try:
+        report = C.normalise_ads(src, tmp_path / f"{name}.parquet", census, batch_rows=batch_rows, row_group_rows=row_group_rows)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        pa.set_memory_pool(previous)
+    assert report["ads_out"] == len(rows)
+    return peak + pool.max_memory()
+
+
+def test_memory_is_bounded_by_batch_and_row_group_not_by_ads(tmp_path, toy):
+    """5x the ads under the same batch_rows and row_group_rows: the same peak (within 1.5x). Reading or
+    buffering the whole table (batch_rows or row groups as large as the input) fails this."""
+    rows = many_ads(2000)
+    small = census_peak(tmp_path, toy, rows[:400], "small")
+    large = census_peak(tmp_path, toy, rows, "large")
+    assert large < 1.5 * small, (small, large)

@@ -1,4 +1,5 @@
 """Exact pair mining on hand-made pages where the expected pairs are known."""
+import io
 import itertools
 
 import numpy as np
@@ -97,3 +98,177 @@ def test_page_slices_and_sharding():
     shard = pairs.shard_of_pages(ids, 2)
     assert shard == {"c": 0, "a": 1, "b": 1}
     assert pairs.shard_of_pages(ids, 2) == shard  # deterministic
+
+
+# ------------------------------------------------------------------ streamed shards: same bytes, bounded memory
+
+
+def clustered_page(rng, n, dim=16, clusters=4):
+    emb = np.repeat(rng.normal(size=(clusters, dim)), -(-n // clusters), axis=0)[:n] + rng.normal(scale=0.5, size=(n, dim))
+    vocab = [f"v{k}" for k in range(40)]
+    texts = [" ".join(rng.choice(vocab, size=rng.integers(5, 30))) for _ in range(n)]
+    return texts, emb
+
+
+@pytest.mark.parametrize("chunk_rows", [7, 120, 500])  # smaller than, equal to and larger than the page
+def test_block_size_does_not_change_the_pairs(chunk_rows):
+    texts, emb = clustered_page(np.random.default_rng(5), 120)
+    rule = PairRule(low=0.5, min_distance=3)
+    ref = pairs.score_page(texts, emb, rule, chunk_rows=120)
+    got = pairs.score_page(texts, emb, rule, chunk_rows=chunk_rows)
+    assert len(ref.i) > 1000
+    assert got.i.tolist() == ref.i.tolist() and got.j.tolist() == ref.j.tolist()  # same pairs, same (i, j) order
+    assert got.distance.tolist() == ref.distance.tolist()
+    # float32 products round by BLAS kernel shape: cosines agree to float32 precision across block sizes
+    np.testing.assert_allclose(got.cosine, ref.cosine, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("chunk_rows, scan_cells", [(3, 1), (16, 500), (120, 4000), (400, 10**6)])
+def test_scanning_a_block_in_slices_is_exact_and_bounded(chunk_rows, scan_cells, monkeypatch):
+    """The product block is chunk_rows x (n - start); it is scanned SCAN_CELLS cells at a time (at least
+    one row), and the pieces together are exactly the pairs of a whole-block scan, bit for bit."""
+    texts, emb = clustered_page(np.random.default_rng(6), 300)
+    normalised = pairs.normalise(emb)
+    monkeypatch.setattr(pairs, "SCAN_CELLS", scan_cells)
+    seen = []
+    real = pairs._in_interval
+
+    def spy(emb_, cells, *args):
+        seen.append(cells.size)
+        return real(emb_, cells, *args)
+
+    monkeypatch.setattr(pairs, "_in_interval", spy)
+    pieces = list(pairs.iter_similar_pairs(normalised, 0.5, 1.0, chunk_rows))
+    assert max(seen) <= max(scan_cells, len(emb))
+    monkeypatch.setattr(pairs, "_in_interval", real)
+    i, j, cos = (np.concatenate(c) for c in zip(*pieces))
+    whole = []  # the unsliced scan: each chunk's full block at once
+    for start in range(0, len(emb) - 1, chunk_rows):
+        block = normalised[start:start + chunk_rows] @ normalised[start:].T
+        whole.append(real(normalised, block, start, start, 0.5, 1.0 - pairs.DUPLICATE_TOLERANCE))
+    wi, wj, wc = (np.concatenate(c) for c in zip(*whole))
+    assert np.array_equal(i, wi) and np.array_equal(j, wj) and np.array_equal(cos.view(np.uint64), wc.view(np.uint64))
+    assert (np.diff(i) >= 0).all()
+
+
+def write_shard_inputs(d, rng, page_sizes, dim=16):
+    """ads.parquet (pages interleaved, as in real dumps) and embeddings saved as embed_ads does."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from alpha.pairs import embeddings
+
+    texts, embs, page_ids = [], [], []
+    for p, size in enumerate(page_sizes):
+        t, e = clustered_page(rng, size, dim)
+        texts += t
+        embs.append(e)
+        page_ids += [f"page{p:04d}"] * size
+    order = rng.permutation(len(texts))
+    ad_ids = [f"ad{k:06d}" for k in range(len(texts))]
+    table = pa.table({"ad_id": ad_ids, "page_id": [page_ids[k] for k in order], "body": [texts[k] for k in order]})
+    pq.write_table(table, d / "ads.parquet", row_group_size=97)
+    embeddings.save(d / "ads", ad_ids, pairs.normalise(np.concatenate(embs))[order])
+    return d / "ads.parquet", d / "ads"
+
+
+def reference_shard(ads, emb_prefix, shard, n_shards, rule, chunk_rows, row_group_size=None):
+    """The pre-streaming mine_shard: everything read at once, one pq.write_table."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(ads, columns=["ad_id", "page_id", "body"])
+    emb = np.load(emb_prefix.with_suffix(".npy"))
+    ad_ids, page_ids, bodies = (table.column(c).to_pylist() for c in ("ad_id", "page_id", "body"))
+    assignment = pairs.shard_of_pages(page_ids, n_shards)
+    rows_of = {}
+    for row, page in enumerate(page_ids):
+        if assignment[page] == shard:
+            rows_of.setdefault(page, []).append(row)
+    cols = {name: [] for name, _ in pairs.PAIRS_SCHEMA_FIELDS}
+    for page in sorted(rows_of):
+        rows = np.asarray(rows_of[page])
+        if len(rows) < 2:
+            continue
+        scored = pairs.score_page([bodies[r] for r in rows], emb[rows], rule, chunk_rows)
+        cols["page_id"].extend([page] * len(scored.i))
+        cols["ad_id_1"].extend(ad_ids[r] for r in rows[scored.i])
+        cols["ad_id_2"].extend(ad_ids[r] for r in rows[scored.j])
+        cols["cosine"].extend(scored.cosine.tolist())
+        cols["distance"].extend(scored.distance.tolist())
+    out = io.BytesIO()
+    pq.write_table(pa.table(cols, schema=pairs.pairs_schema()), out, compression="zstd", row_group_size=row_group_size)
+    return out.getvalue(), len(cols["page_id"])
+
+
+@pytest.mark.parametrize("chunk_rows, batch_rows, row_group_rows", [(4, 1, 50), (16, 60, 1000), (300, 10_000, pairs.ROW_GROUP_ROWS)])
+def test_streamed_shard_is_byte_identical_to_one_write(tmp_path, monkeypatch, chunk_rows, batch_rows, row_group_rows):
+    """Pages larger and smaller than chunk_rows and than a page group (batch_rows), row groups filled and split."""
+    ads, emb = write_shard_inputs(tmp_path, np.random.default_rng(7), [150, 40, 1, 33, 7, 2, 90, 12])
+    rule = PairRule(low=0.5, min_distance=3)
+    monkeypatch.setattr(pairs, "ROW_GROUP_ROWS", row_group_rows)
+    for shard in range(2):
+        out = tmp_path / f"{shard}.parquet"
+        report = pairs.mine_shard(ads, emb, shard, 2, rule, out, chunk_rows=chunk_rows, batch_rows=batch_rows)
+        expected, n_pairs = reference_shard(ads, emb, shard, 2, rule, chunk_rows, row_group_rows)
+        assert out.read_bytes() == expected
+        assert report["pairs_in_interval"] == n_pairs > 0
+
+
+def test_shard_without_pairs_and_stale_embeddings(tmp_path):
+    ads, emb = write_shard_inputs(tmp_path, np.random.default_rng(8), [1, 1, 1])
+    out = tmp_path / "0.parquet"
+    report = pairs.mine_shard(ads, emb, 0, 1, PairRule(), out)
+    assert out.read_bytes() == reference_shard(ads, emb, 0, 1, PairRule(), 1024)[0]
+    assert report == {"shard": 0, "pages": 3, "ads": 3, "pairs_in_interval": 0, "pairs_past_distance": 0}
+    ids = emb.with_suffix(".ids.txt")
+    good = ids.read_text()
+    ids.write_text(good.replace("ad000001", "ad999999"))
+    with pytest.raises(ValueError, match="ids differ"):
+        pairs.mine_shard(ads, emb, 0, 1, PairRule(), out)
+    ids.write_text(good + "extra\n")
+    with pytest.raises(ValueError, match="4 ids but 3 embeddings"):
+        pairs.mine_shard(ads, emb, 0, 1, PairRule(), out)
+
+
+def test_vector_rows_are_the_saved_rows(tmp_path):
+    from alpha.pairs import embeddings
+
+    vectors = np.random.default_rng(9).normal(size=(50, 8)).astype(np.float32)
+    embeddings.save(tmp_path / "e", [str(k) for k in range(50)], vectors)
+    file = pairs._VectorFile(tmp_path / "e.npy")
+    rows = np.array([0, 1, 2, 7, 9, 10, 49])  # runs and single rows, first and last
+    with file:
+        assert np.array_equal(file.rows(rows), vectors[rows])
+
+
+def shard_peak(tmp_path, page_sizes, monkeypatch):
+    """Peak of numpy / Python (tracemalloc) plus Arrow (a proxy pool's high-water mark) while mining shard 0."""
+    import tracemalloc
+
+    import pyarrow as pa
+
+    ads, emb = write_shard_inputs(tmp_path, np.random.default_rng(10), page_sizes)
+    monkeypatch.setattr(pairs, "ROW_GROUP_ROWS", 2000)
+    pool = pa.proxy_memory_pool(pa.default_memory_pool())
+    previous = pa.default_memory_pool()
+    pa.set_memory_pool(pool)
+    tracemalloc.start()
+    try:
+        report = pairs.mine_shard(ads, emb, 0, 2, PairRule(low=0.5, min_distance=3), tmp_path / "0.parquet", chunk_rows=64, batch_rows=500)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        pa.set_memory_pool(previous)
+    return peak + pool.max_memory(), report
+
+
+def test_shard_memory_does_not_grow_with_the_number_of_ads(tmp_path, monkeypatch):
+    """Same settings and the same largest page, 5x the ads: the old mine_shard held every ad's id, page and
+    body as Python objects, and every pair, and grew about 4x here."""
+    (tmp_path / "small").mkdir()
+    (tmp_path / "large").mkdir()
+    small, small_report = shard_peak(tmp_path / "small", [120] + [40] * 30, monkeypatch)
+    large, large_report = shard_peak(tmp_path / "large", [120] + [40] * 150, monkeypatch)
+    assert large_report["ads"] > 4 * small_report["ads"] and large_report["pairs_in_interval"] > 3 * small_report["pairs_in_interval"]
+    assert large < 1.5 * small, (small, large)
