@@ -22,6 +22,7 @@ import json
 import logging
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -310,14 +311,23 @@ def run(*, recipe_path: str, base_model: str, chat_template: str | None, shards:
 
 
 def shutdown() -> None:
-    """Leave the process group together: a rank that exits while another still writes the weights
-    tears gloo down under it ("terminate called without an active exception", SIGABRT), and torchrun
-    then fails a run that succeeded (seen when two trainings shared the machine)."""
+    """Leave together, then exit without running C++ destructors.
+
+    A rank that exits while another still writes the weights tears gloo down under it, so every rank
+    waits at a barrier first. Even after that, destroying the gloo process group (or letting the
+    interpreter's exit destroy it) can abort a finished rank with "terminate called without an active
+    exception" (SIGABRT: a joinable gloo thread destroyed), and torchrun then fails a run whose outputs
+    are complete; seen under load in CI. So, once every rank is past the barrier and has flushed its
+    logs, the process ends with os._exit(0): the outputs are closed files by then.
+    """
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
-        dist.destroy_process_group()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def merge_lora(base_model: str, adapter: str, output: str) -> dict:
