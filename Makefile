@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(PY) tests/bench/bench_keywords.py
 	$(PY) tests/bench/bench_train.py
 	$(PY) tests/bench/bench_scoring.py
+	$(PY) tests/bench/bench_bootstrap.py
 
 # The data path at 3k, 30k and 150k ads on the embedded generator, every rule timed (README, "Scaling");
 # SCALE_SIZES="3000 30000" for a shorter run. Not part of `make test`.

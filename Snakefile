@@ -21,6 +21,7 @@ include: "rules/models.smk"
 include: "rules/train_eval.smk"
 include: "rules/eval.smk"
 include: "rules/correlation.smk"
+include: "rules/dataset.smk"
 
 
 rule all:

@@ -140,6 +140,7 @@ def get_final_targets(wildcards):
         *get_pair_shards(),
         "results/tasks/test/report.json",
         *expand("results/shards/{shard_set}", shard_set=sorted(SHARD_SETS)),
+        *expand("results/datasets/{shard_set}", shard_set=sorted(SHARD_SETS)),
         *expand("results/train/{model}/metrics.json", model=FINETUNED),
         "results/train_tasks.csv",
         *get_table_outputs(),
@@ -348,12 +349,45 @@ def get_score_params(wildcards):
     return {
         "task": _benchmark_task(wildcards.benchmark),
         "chat_template": chat_template_of(wildcards.model),
+        # option orders only where the task has an option block: Yes/No tasks never rerun for this key
+        **(
+            {"permutations": config["eval"]["permutations"], "seed": config["seed"]}
+            if _permutable(wildcards.benchmark)
+            else {}
+        ),
+        **(
+            {"mode": registry.benchmark_mode(config, wildcards.benchmark), "seed": config["seed"]}
+            if registry.benchmark_mode(config, wildcards.benchmark) != "logprob"
+            else {}
+        ),
         **registry.sorted_deep(settings),
     }
 
 
+def _permutable(benchmark):
+    return (
+        config["eval"]["permutations"] > 1
+        and TASKS[benchmark].option_line is not None
+        and registry.benchmark_mode(config, benchmark) == "logprob"
+    )
+
+
 def get_metric_params(wildcards):
-    return {"task": _benchmark_task(wildcards.benchmark), "variant": BENCHMARKS[wildcards.benchmark]["variant"]}
+    # eval.bootstrap lives here, not in get_score_params: changing it reruns the metrics and tables, never scoring
+    return {
+        "task": _benchmark_task(wildcards.benchmark),
+        "variant": BENCHMARKS[wildcards.benchmark]["variant"],
+        "bootstrap": _bootstrap_settings(),
+    }
+
+
+def _bootstrap_settings():
+    """eval.bootstrap with the seed resolved (null: the top-level seed); None when n is 0 (no intervals)."""
+    settings = config["eval"]["bootstrap"]
+    if not settings["n"]:
+        return None
+    seed = config["seed"] if settings["seed"] is None else settings["seed"]
+    return {"n": settings["n"], "seed": seed, "level": settings["level"]}
 
 
 def get_score_gres(wildcards):
@@ -373,7 +407,8 @@ def table_models():
 
 
 def _benchmarks_with(columns):
-    return registry.benchmarks_with(TASKS, columns)
+    """Logprob-mode benchmarks with any of these table columns (the other modes fill results/elicitation.csv)."""
+    return registry.benchmarks_with(registry.logprob_tasks(config, TASKS), columns)
 
 
 def get_table_results(columns):
@@ -454,7 +489,45 @@ def get_table_outputs():
         outputs += ["results/table1.csv", "results/figures/table1.png"]
     if _benchmarks_with([TABLE2_COLUMN]):
         outputs.append("results/table2.csv")
+    if registry.elicitation_benchmarks(config):
+        outputs.append("results/elicitation.csv")
     return outputs
+
+
+def _elicitation_benchmarks():
+    """The sampled / verbalised entries and their logprob twins (same task), twins first."""
+    elicited = registry.elicitation_benchmarks(config)
+    tasks = {_benchmark_task(name) for name in elicited}
+    twins = sorted(
+        name
+        for name in BENCHMARKS
+        if _benchmark_task(name) in tasks and registry.benchmark_mode(config, name) == "logprob"
+    )
+    return twins + elicited
+
+
+def get_elicitation_results(wildcards):
+    return expand(
+        "results/eval/{model}/{benchmark}.json",
+        model=[name for name, _ in table_models()],
+        benchmark=_elicitation_benchmarks(),
+    )
+
+
+def get_elicitation_params(wildcards):
+    order = {mode: k for k, mode in enumerate(("logprob", "sampled", "verbalised"))}
+    benchmarks = _elicitation_benchmarks()
+    columns = [
+        f"{column} [{registry.benchmark_mode(config, name)}]"
+        for name in sorted(benchmarks, key=lambda n: (_benchmark_task(n), order[registry.benchmark_mode(config, n)], n))
+        for column in TASKS[name].table_columns
+    ]
+    columns = sorted(columns, key=lambda c: (c.rsplit(" [", 1)[0], order[c.rsplit(" [", 1)[1][:-1]]))
+    return {
+        "models": [list(pair) for pair in table_models()],
+        "modes": {name: registry.benchmark_mode(config, name) for name in benchmarks},
+        "columns": columns,
+    }
 
 
 def get_table_params(wildcards):
@@ -462,4 +535,6 @@ def get_table_params(wildcards):
     return {
         "models": [list(pair) for pair in table_models()],
         "cutoffs": {name: MODELS[name].get("knowledge_cutoff") for name in sorted(MODELS)},
+        # fine-tune -> its registry base (from:): Table 1's paired differences (results/table1_delta.csv)
+        "bases": {name: MODELS[name]["from"] for name in FINETUNED},
     }

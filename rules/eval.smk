@@ -84,6 +84,9 @@ rule table1:
     output:
         csv=report("results/table1.csv", caption="../report/table1.rst", category="Tables"),
         sidecar="results/table1.json",
+        ci_csv="results/table1_ci.csv",
+        delta_csv="results/table1_delta.csv",
+        delta="results/table1_delta.json",
     log:
         "results/logs/table1.log",
     localrule: True
@@ -146,6 +149,7 @@ rule ablation_table:
 rule plot_table1:
     input:
         sidecar="results/table1.json",
+        delta="results/table1_delta.json",
         code=code_for("scripts/plot_table1.py"),
     output:
         report("results/figures/table1.png", caption="../report/table1_figure.rst", category="Tables"),
@@ -206,5 +210,29 @@ rule grounded_table:
         runtime=10,
     params:
         spec=get_table_params,
+    script:
+        "../scripts/make_table.py"
+
+
+# The elicitation modes side by side (registry entries with mode: sampled / verbalised, next to their
+# logprob twin): one column per metric and mode, with the invalid-output counts in the sidecar.
+rule elicitation_table:
+    input:
+        results=get_elicitation_results,
+        code=code_for("scripts/make_table.py"),
+    output:
+        csv=report("results/elicitation.csv", caption="../report/elicitation.rst", category="Tables"),
+        sidecar="results/elicitation.json",
+    log:
+        "results/logs/elicitation_table.log",
+    localrule: True
+    conda:
+        "../envs/eval.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        spec=get_elicitation_params,
     script:
         "../scripts/make_table.py"

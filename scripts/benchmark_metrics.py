@@ -8,6 +8,6 @@ io.setup_logging(smk.log[0])
 spec = smk.params.spec
 result = results.evaluate(
     load_task(spec["task"]), spec["variant"], smk.input.prepared, smk.input.scores,
-    benchmark=smk.wildcards.benchmark, model=smk.wildcards.model,
+    benchmark=smk.wildcards.benchmark, model=smk.wildcards.model, bootstrap=spec.get("bootstrap"),
 )
 io.write_json(smk.output[0], result)

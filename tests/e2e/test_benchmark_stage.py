@@ -87,11 +87,13 @@ def test_table2_uses_only_the_waves_fielded_march_to_august_2023(demo_run):
 
 def test_metric_variant_change_reruns_metrics_not_scoring(demo_run, tmp_path):
     config = _config(demo_run)
-    config["benchmarks"]["globalopinionqa"]["variant"] = "reference"
+    for entry in config["benchmarks"].values():  # the logprob entry and its sampled / verbalised twins
+        if entry.get("task", "globalopinionqa") == "globalopinionqa" and "globalopinionqa" in entry["path"]:
+            entry["variant"] = "reference"
     changed = tmp_path / "changed.yaml"
     changed.write_text(yaml.safe_dump(config, sort_keys=False))  # row order = registry order
     assert jobs_in_dry_run(demo_run, "--configfile", str(changed)) == {
-        "benchmark_metrics", "table1", "plot_table1", "ablation_table"}
+        "benchmark_metrics", "table1", "plot_table1", "ablation_table", "elicitation_table"}
 
 
 def test_scoring_setting_reruns_scoring_not_training(demo_run, tmp_path):
@@ -100,7 +102,7 @@ def test_scoring_setting_reruns_scoring_not_training(demo_run, tmp_path):
     changed = tmp_path / "changed.yaml"
     changed.write_text(yaml.safe_dump(config, sort_keys=False))  # row order = registry order
     assert jobs_in_dry_run(demo_run, "--configfile", str(changed)) == {
-        "score_benchmark", "benchmark_metrics", "table1", "table2", "plot_table1", "ablation_table"}
+        "score_benchmark", "benchmark_metrics", "table1", "table2", "plot_table1", "ablation_table", "elicitation_table"}
 
 
 def test_html_report_holds_the_tables_and_figures(demo_run, tmp_path):

@@ -95,7 +95,21 @@ def test_benchmark_problems_unknown_task_loader_metric_variant_and_shared_column
 def test_benchmarks_with_table_columns(config):
     tasks, _ = registry.load_tasks(config)
     assert registry.benchmarks_with(tasks, [registry.TABLE2_VALUE]) == ["opinionqa_xl"]
-    assert len(registry.benchmarks_with(tasks, registry.TABLE1_COLUMNS)) == 6
+    assert len(registry.benchmarks_with(registry.logprob_tasks(config, tasks), registry.TABLE1_COLUMNS)) == 6
+
+
+def test_elicitation_modes_are_twins_of_a_logprob_entry(config):
+    assert registry.elicitation_benchmarks(config) == ["globalopinionqa_sampled", "globalopinionqa_verbalised"]
+    tasks, problems = registry.load_tasks(config)
+    assert problems == []  # the same table columns as their twin: no "column also comes from" problem
+    assert "globalopinionqa_sampled" not in registry.logprob_tasks(config, tasks)
+    config["benchmarks"]["globalopinionqa_sampled"]["variant"] = "reference"
+    _, problems = registry.load_tasks(config)
+    assert problems == ["benchmarks.globalopinionqa_sampled (mode sampled) uses variant 'reference' but its logprob twin "
+                        "benchmarks.globalopinionqa uses 'compat': results/elicitation.csv compares them, give both one variant"]
+    config["benchmarks"]["globalopinionqa_sampled"]["mode"] = "guess"
+    with pytest.raises(Exception, match="guess"):
+        validate(config, str(ROOT / "config/schema.yaml"))
 
 
 def test_ablation_rows_and_models_out_of_the_tables(config):

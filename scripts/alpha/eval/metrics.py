@@ -221,6 +221,16 @@ def _compat_sum(df: pd.DataFrame, human_col: str) -> tuple[np.ndarray, Counter]:
     return np.asarray(sims, dtype=np.float64), excluded
 
 
+def representativeness_compat_denominator(df: pd.DataFrame, n_questions: int | None = None) -> int:
+    """The fixed N of ``representativeness_compat``: ``n_questions``, else the number of input rows."""
+    return len(df) if n_questions is None else n_questions
+
+
+def steerability_compat_denominator(df: pd.DataFrame, n_questions: int | None = None) -> int:
+    """The fixed N of ``steerability_compat``: ``n_questions``, else the distinct questions in the input."""
+    return df["question"].nunique() if n_questions is None else n_questions
+
+
 @register_metric("representativeness", variant="compat", family="ordinal_wd")
 def representativeness_compat(df: pd.DataFrame, n_questions: int | None = None) -> dict:
     """ALPHA code: sum over questions of ``compat_similarity`` / n_questions (a fixed count; default
@@ -232,7 +242,7 @@ def representativeness_compat(df: pd.DataFrame, n_questions: int | None = None) 
     _require(df, ["question", "model_probs", "human_probs"], ["question"])
     sims, excluded = _compat_sum(df, "human_probs")
     ok = ~np.isnan(sims)
-    denominator = len(df) if n_questions is None else n_questions
+    denominator = representativeness_compat_denominator(df, n_questions)
     return dict(value=float(sims[ok].sum()) / denominator, n_items=int(ok.sum()), excluded=dict(excluded),
                 details={"denominator": denominator})
 
@@ -245,7 +255,7 @@ def steerability_compat(df: pd.DataFrame, n_questions: int | None = None) -> dic
     mean over groups as in the reference. Default n_questions: distinct questions in the input."""
     _require(df, ["question", "group", "context", "model_probs", "overall_probs"], ["question", "group", "context"])
     sims, excluded = _compat_sum(df, "overall_probs")
-    denominator = df["question"].nunique() if n_questions is None else n_questions
+    denominator = steerability_compat_denominator(df, n_questions)
     scored = df.assign(sim=sims).dropna(subset=["sim"])
     scores = (scored.groupby(["group", "context"], sort=False)["sim"].sum() / denominator).rename("score").reset_index()
     result = _best_context(scores)
@@ -282,10 +292,15 @@ def textbook_js_distance(model, human) -> float:
     return float(jensenshannon(p, q, base=2))
 
 
+def goqa_similarities(df: pd.DataFrame, distance: Callable) -> np.ndarray:
+    """Similarity 1 − distance per row, i.e. per (question, country); NaN where the distance is NaN."""
+    return np.array([1.0 - distance(m, h) for m, h in zip(df["model_probs"], df["human_probs"])], dtype=np.float64)
+
+
 def _goqa(df: pd.DataFrame, distance: Callable) -> dict:
     """Similarity 1 − distance per (question, country); NaN pairs skipped and counted."""
     _require(df, ["question", "country", "model_probs", "human_probs"], ["question", "country"])
-    sims = np.array([1.0 - distance(m, h) for m, h in zip(df["model_probs"], df["human_probs"])], dtype=np.float64)
+    sims = goqa_similarities(df, distance)
     scored = df.assign(sim=sims).dropna(subset=["sim"])
     per_country = scored.groupby("country", sort=False)["sim"].mean()
     n_nan = len(df) - len(scored)
@@ -344,15 +359,21 @@ def macro_f1(y_true: Sequence, y_pred: Sequence) -> float:
     return _mean(f1s)
 
 
-def _culturebank_direct(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, dict]:
+def culturebank_rows(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """Per row: (usable, prediction P(Yes) > P(No), target agreement > 0.5) and the exclusion counts."""
     _require(df, ["p_yes", "p_no", "agreement"], [])
     probs_nan = df["p_yes"].isna() | df["p_no"].isna()
     agreement_nan = df["agreement"].isna() & ~probs_nan
     ok = ~(probs_nan | agreement_nan)
     excluded = {k: int(v.sum()) for k, v in (("nan_prob", probs_nan), ("nan_agreement", agreement_nan)) if v.any()}
-    pred = (df["p_yes"] > df["p_no"])[ok].to_numpy()
-    target = (df["agreement"] > 0.5)[ok].to_numpy()
-    return pred, target, excluded
+    pred = (df["p_yes"] > df["p_no"]).to_numpy()
+    target = (df["agreement"] > 0.5).to_numpy()
+    return ok.to_numpy(), pred, target, excluded
+
+
+def _culturebank_direct(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, dict]:
+    ok, pred, target, excluded = culturebank_rows(df)
+    return pred[ok], target[ok], excluded
 
 
 @register_metric("culturebank_accuracy", family="culturebank")
@@ -383,18 +404,24 @@ def dedupe_pairs(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     return deduped, len(df) - len(deduped)
 
 
+def culturenli_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, int, np.ndarray, np.ndarray, np.ndarray]:
+    """The deduplicated pairs (``dedupe_pairs``) and, per pair: missing P(E), gold == "E" (majority
+    rating; False where P(E) is missing) and P(E). Returns (pairs, n replaced, missing, gold, p)."""
+    _require(df, ["premise", "hypothesis", "ratings", "p_entail"], [])
+    items, n_replaced = dedupe_pairs(df)
+    missing = items["p_entail"].isna().to_numpy()
+    gold = np.array([not m and majority_label(r) == "E" for r, m in zip(items["ratings"], missing)], dtype=bool)
+    return items, n_replaced, missing, gold, items["p_entail"].to_numpy(dtype=np.float64)
+
+
 @register_metric("culturenli_macro_f1", family="culturenli")
 def culturenli_macro_f1(df: pd.DataFrame, thresholds: Sequence[float] = NLI_THRESHOLDS) -> dict:
     """max over t of macro-F1(gold == "E", P(E) > t), for one culture. Rows: premise, hypothesis,
     ratings (that culture's E/N/C list), p_entail. Duplicate pairs: the later row wins (counted)."""
-    _require(df, ["premise", "hypothesis", "ratings", "p_entail"], [])
-    items, n_replaced = dedupe_pairs(df)
-    missing = items["p_entail"].isna()
-    items = items[~missing]
-    gold = np.array([majority_label(r) == "E" for r in items["ratings"]])
-    p = items["p_entail"].to_numpy(dtype=np.float64)
+    items, n_replaced, missing, gold, p = culturenli_rows(df)
+    gold, p = gold[~missing], p[~missing]
     by_t = {t: macro_f1(gold, p > t) for t in thresholds}
     best_t = max(by_t, key=by_t.get)  # first maximum in threshold order
-    return dict(value=by_t[best_t], n_items=len(items), excluded={"nan_prob": int(missing.sum())} if missing.any() else {},
+    return dict(value=by_t[best_t], n_items=len(p), excluded={"nan_prob": int(missing.sum())} if missing.any() else {},
                 details={"best_threshold": best_t, "f1_by_threshold": by_t, "n_duplicates_replaced": n_replaced,
                          "n_entail": int(gold.sum()), "n_rest": int((~gold).sum())})

@@ -39,7 +39,8 @@ A label whose required form is not a single vocabulary token raises ``LabelToken
 and the token strings tried (``"both"`` raises only when neither form exists).
 
 Results (``results_table`` / ``write_results``): columns ``item_id, n_prompt_tokens, options (list<string>),
-logprobs (list<double>, full-vocabulary), probs (list<double>, renormalised over the options)``, written as
+logprobs (list<double>, full-vocabulary), probs (list<double>, renormalised over the options), order,
+permutation`` (one row per item and option order, values in the original option order), written as
 Parquet with fixed options (zstd, no statistics, fixed row-group size) and atomically, so a rerun on the
 same machine is byte-identical.
 """
@@ -74,6 +75,8 @@ RESULT_SCHEMA = pa.schema(
         ("options", pa.list_(pa.string())),
         ("logprobs", pa.list_(pa.float64())),  # full-vocabulary log-probability of each option's label token(s)
         ("probs", pa.list_(pa.float64())),  # renormalised over the options; sums to 1
+        ("order", pa.int32()),  # 0: the options as prepared; 1..k-1: eval.permutations' other orders
+        ("permutation", pa.list_(pa.int32())),  # position i showed option permutation[i]
     ]
 )
 ROW_GROUP_ROWS = 65_536  # fixed so the bytes never depend on how results were batched
@@ -305,6 +308,8 @@ class ScoredItem:
     probs: list[float] | None
     label_form: str = ""  # the form read: bare, space or both
     token_ids: list[list[int]] = field(default_factory=list)
+    order: int = 0
+    permutation: list[int] | None = None  # None: the options as prepared
 
 
 def _item_fields(item: Any, index: int) -> tuple[str, str, list[str]]:
@@ -456,6 +461,8 @@ def results_table(scored: Sequence[ScoredItem], metadata: Mapping[str, str] | No
             "options": [list(s.options) for s in scored],
             "logprobs": [s.logprobs for s in scored],
             "probs": [s.probs for s in scored],
+            "order": [s.order for s in scored],
+            "permutation": [s.permutation if s.permutation is not None else list(range(len(s.options))) for s in scored],
         },
         schema=RESULT_SCHEMA,
     )
@@ -471,23 +478,47 @@ def write_results(path: str | os.PathLike, results: pa.Table | Sequence[ScoredIt
         table = table.replace_schema_metadata({str(k): str(v) for k, v in sorted(metadata.items())})
     io.write_parquet(path, table, ROW_GROUP_ROWS)
 
+
 def score_prepared(model_dir: str, items_path: str | os.PathLike, out: str | os.PathLike, *, task: TaskSpec,
-          chat_template: str | None = None, batch_size: int = 16, max_tokens_per_batch: int | None = None,
-          on_too_long: str = "raise", metadata: Mapping[str, str] | None = None) -> dict:
-    """Score every prepared item of one benchmark with one model; per-item results as Parquet."""
+                   chat_template: str | None = None, batch_size: int = 16, max_tokens_per_batch: int | None = None,
+                   on_too_long: str = "raise", metadata: Mapping[str, str] | None = None,
+                   permutations: int = 1, seed: int = 0) -> dict:
+    """Score every prepared item of one benchmark with one model; per-item results as Parquet.
+
+    ``permutations`` > 1: every item is also scored in k - 1 other option orders (``alpha.eval.permutations``),
+    all prompts in the same batches (the cost grows with k and nothing else); each row's log-probabilities
+    and probabilities are mapped back to the original options, and ``order`` / ``permutation`` say which
+    order was shown. A task without ``option_line`` (Yes/No, E/N/C) is scored in its one order."""
+    import json
+
     import pyarrow.parquet as pq
 
-    table = pq.read_table(items_path, columns=["item_id", "prompt", "labels"])
-    items = table.to_pylist()
+    from alpha.eval.permutations import expand_items, to_original
+
+    if permutations > 1 and not task.option_line:
+        log.info("task %s declares no option_line (no lettered option block): scored in its one order", task.name)
+        permutations = 1
+    option_line = task.option_line if permutations > 1 else None
+    columns = ["item_id", "question_id", "prompt", "labels"] + (["item"] if permutations > 1 else [])
+    items = pq.read_table(items_path, columns=columns).to_pylist()
+    if permutations > 1:
+        items = [{**row, "options": json.loads(row.pop("item")).get("options")} for row in items]
+    prompts = expand_items(items, permutations, seed, option_line)
     model, tokenizer = load_model(model_dir)
     settings = {"chat": bool(task.score.get("chat", False)), "label_form": task.score.get("label_form", "auto"),
                 "system": task.score.get("system")}
-    scored = score_items(model, tokenizer, items, batch_size=batch_size, max_tokens_per_batch=max_tokens_per_batch,
+    scored = score_items(model, tokenizer, prompts, batch_size=batch_size, max_tokens_per_batch=max_tokens_per_batch,
                          template=chat_template, on_too_long=on_too_long, **settings)
+    for s, prompt in zip(scored, prompts):
+        s.order, s.permutation = prompt["order"], prompt["permutation"]
+        if s.logprobs is not None:
+            s.logprobs, s.probs = to_original(s.logprobs, s.permutation), to_original(s.probs, s.permutation)
     forms = sorted({s.label_form for s in scored})
     meta = {**(metadata or {}), "chat": str(settings["chat"]).lower(), "label_form": settings["label_form"],
-            "label_forms_read": ",".join(forms), "chat_template": str(chat_template)}
+            "label_forms_read": ",".join(forms), "chat_template": str(chat_template), "permutations": str(permutations),
+            "permutation_seed": str(seed)}
     write_results(out, scored, metadata=meta)
     skipped = sum(s.logprobs is None for s in scored)
-    return {"items": len(scored), "skipped_too_long": skipped, "label_forms_read": forms}
-
+    tokens = sum(s.n_prompt_tokens for s in scored)
+    return {"items": len(items), "prompts": len(scored), "prompt_tokens": tokens, "skipped_too_long": skipped,
+            "label_forms_read": forms, "orders": permutations}

@@ -9,6 +9,10 @@ A benchmark is data (``alpha/eval/tasks/<task>.yaml``), as in lm-evaluation-harn
     columns: {}                    # item field -> metric column (e.g. question_id: question)
     label_columns: {E: p_entail}   # label -> column holding its probability (renormalised over model_labels)
     score: {chat: false, label_form: auto}
+    option_line: null              # how one option line is written ("{label}. {option}\n"): the
+                                   # prompt's option block can then be shown in other orders (eval.permutations)
+    elicitation:                   # the sampled / verbalised modes' prompts and settings (alpha.eval.elicitation)
+      verbalised: {strip_suffix: "Answer:", instruction: "..."}
     metrics:                       # one table cell each
       - {column: CultureNLI US, metric: culturenli_macro_f1, where: {culture: US}}
 
@@ -32,7 +36,7 @@ import yaml
 TASKS_DIR = Path(__file__).parent / "tasks"
 VARIANTS = ("reference", "compat")
 TASK_KEYS = {"loader", "description", "options", "prompt_variants", "model_labels", "columns", "label_columns",
-             "score", "metrics"}
+             "score", "option_line", "elicitation", "metrics"}
 METRIC_KEYS = {"column", "metric", "where", "params"}
 SCORE_KEYS = {"chat", "label_form", "system"}
 
@@ -60,6 +64,8 @@ class TaskSpec:
     columns: dict = field(default_factory=dict)
     label_columns: dict = field(default_factory=dict)
     score: dict = field(default_factory=dict)
+    option_line: str | None = None
+    elicitation: dict = field(default_factory=dict)  # sampled / verbalised prompts and settings (alpha.eval.elicitation)
     metrics: tuple[MetricSpec, ...] = ()
 
     @property
@@ -96,6 +102,13 @@ def load_task(name: str, path: str | os.PathLike | None = None) -> TaskSpec:
         if extra or "column" not in entry or "metric" not in entry:
             raise TaskSpecError(f"{where}: metrics[{k}] needs column and metric (and optionally where, params); got {sorted(entry)}")
         metrics.append(MetricSpec(entry["column"], entry["metric"], dict(entry.get("where") or {}), dict(entry.get("params") or {})))
+    bad_modes = set(raw.get("elicitation") or {}) - {"sampled", "verbalised"}
+    if bad_modes:
+        raise TaskSpecError(f"{where}: elicitation declares unknown modes {sorted(bad_modes)}; known: sampled, verbalised")
+    option_line = raw.get("option_line")
+    if option_line is not None and (not isinstance(option_line, str) or "{label}" not in option_line
+                                    or "{option}" not in option_line):
+        raise TaskSpecError(f"{where}: option_line must be a string with {{label}} and {{option}}, got {option_line!r}")
     columns = [m.column for m in metrics]
     if len(set(columns)) != len(columns):
         raise TaskSpecError(f"{where}: table columns repeat: {columns}")
@@ -103,6 +116,7 @@ def load_task(name: str, path: str | os.PathLike | None = None) -> TaskSpec:
         name=name, loader=raw["loader"], description=raw.get("description", ""), options=dict(raw.get("options") or {}),
         prompt_variants=bool(raw.get("prompt_variants", False)), model_labels=raw.get("model_labels"),
         columns=dict(raw.get("columns") or {}), label_columns=dict(raw.get("label_columns") or {}),
-        score=dict(raw.get("score") or {}), metrics=tuple(metrics),
+        score=dict(raw.get("score") or {}), option_line=option_line,
+        elicitation=dict(raw.get("elicitation") or {}), metrics=tuple(metrics),
     )
 

@@ -207,6 +207,21 @@ def benchmark_task_name(config: Mapping, name: str) -> str:
     return config["benchmarks"][name].get("task", name)
 
 
+def benchmark_mode(config: Mapping, name: str) -> str:
+    """How the benchmark reads the models' opinions: logprob (Table 1), sampled or verbalised."""
+    return config["benchmarks"][name].get("mode", "logprob")
+
+
+def logprob_tasks(config: Mapping, tasks: Mapping[str, TaskSpec]) -> dict[str, TaskSpec]:
+    """The benchmarks whose cells fill Table 1 / Table 2 / the ablation (the logprob mode)."""
+    return {name: task for name, task in tasks.items() if benchmark_mode(config, name) == "logprob"}
+
+
+def elicitation_benchmarks(config: Mapping) -> list[str]:
+    """Registry benchmarks in the sampled or verbalised mode (results/elicitation.csv, not Table 1)."""
+    return sorted(name for name in config["benchmarks"] if benchmark_mode(config, name) != "logprob")
+
+
 def check_benchmark(name: str, task: TaskSpec, variant: str) -> list[str]:
     """Problems with running ``task`` in metric ``variant`` (empty when fine): unknown loader or metric,
     a metric without that variant."""
@@ -240,8 +255,18 @@ def load_tasks(config: Mapping) -> tuple[dict[str, TaskSpec], list[str]]:
             problems.append(f"benchmarks.{name}.task: {exc}")
             continue
         problems += check_benchmark(name, tasks[name], entry["variant"])
+    for name in elicitation_benchmarks(config):  # side by side in one table: one metric variant per task
+        twins = [t for t in config["benchmarks"] if benchmark_mode(config, t) == "logprob"
+                 and benchmark_task_name(config, t) == benchmark_task_name(config, name)]
+        for twin in twins:
+            if config["benchmarks"][twin]["variant"] != config["benchmarks"][name]["variant"]:
+                problems.append(f"benchmarks.{name} (mode {benchmark_mode(config, name)}) uses variant "
+                                f"{config['benchmarks'][name]['variant']!r} but its logprob twin benchmarks.{twin} uses "
+                                f"{config['benchmarks'][twin]['variant']!r}: results/elicitation.csv compares them, give both one variant")
     columns: dict[str, str] = {}
     for name, task in tasks.items():
+        if benchmark_mode(config, name) != "logprob":  # its cells go to the elicitation table, renamed by mode
+            continue
         for column in task.table_columns:
             if column in columns:
                 problems.append(f"benchmarks.{name}: table column {column!r} also comes from benchmarks.{columns[column]}")
