@@ -2,18 +2,23 @@
 
 Memory stays bounded: records are read one at a time and written in row groups of ``batch_rows``;
 the merge keeps only two sorted arrays of 64-bit keys (ad id, content fingerprint), 16 bytes per ad.
-The exceptions, by design, are a JSON *page* file (one API page, a few MB, parsed whole) and a CSV
-export's side tables (``*_demos.csv`` / ``*_regions.csv``, held as a dict keyed by ad id).
+A JSON document (an API page, a top-level array) is read in chunks too: its records are parsed one at
+a time from a sliding window of text. The exceptions, by design, are a one-object JSON file (one ad,
+parsed whole) and a CSV export's side tables (``*_demos.csv`` / ``*_regions.csv``, held as a dict keyed
+by ad id).
 
 Accepted inputs: docs/inputs.md, "Meta Ad Library dumps"; quarantine reasons and report counters: docs/quarantine.md.
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import io
+import json
 import logging
 import re
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -38,6 +43,7 @@ log = logging.getLogger("alpha.ads.ingest")
 RAW_LIMIT = 2000  # characters of a bad record kept in quarantine (redacted)
 MIN_ARROW_BLOCK = 64  # below this many lines, a block Arrow rejects is read record by record
 JSONL_BLOCK_BYTES = 16 << 20  # JSON Lines are parsed in blocks of this size (bounds memory)
+JSON_CHUNK_BYTES = 1 << 20  # a JSON document is read in chunks of this size (memory: a chunk and the record being read)
 # The largest table, rewritten by every dump: the shared options with statistics, at zstd's fastest level.
 ADS_PARQUET_OPTIONS = {**PARQUET_OPTIONS_WITH_STATS, "compression_level": 1}
 MIN_KEPT_SHARE = 0.01  # a dump keeping fewer of its records than this fails its rule (ads.min_kept_share)
@@ -212,38 +218,245 @@ def read_jsonl(spec: DumpSpec, notes: dict | None = None) -> Iterator[RawRecord]
 _AD_FIELDS = frozenset(CSV_ALIASES) | frozenset(ads.LEGACY_FIELDS) | {ads.DOCUMENT_ID}
 
 
-def read_json_pages(spec: DumpSpec, notes: dict | None = None) -> Iterator[RawRecord]:
+_JSON_WS = re.compile(r"[ \t\n\r]*")  # JSON's whitespace, no other
+_JSON_DECODER = json.JSONDecoder()
+_NEAR_END = 16  # a parse error this close to the end of the text read so far may be a value cut by the chunk end
+_JSON_DEPTH = 1024  # orjson's nesting limit (json's own stops at Python's recursion limit)
+
+
+class _JsonSyntax(ValueError):
+    """Where a JSON document stops being JSON."""
+
+
+class _JsonText:
+    """A JSON document's text read ``chunk_bytes`` at a time: a window that drops what was parsed.
+
+    Leading byte-order-mark bytes are dropped as ``read_json_pages`` always did; bytes that are not UTF-8
+    become lone surrogates, which orjson then refuses, as it refused them in the whole document. ``keep``
+    (an index into ``buf``) holds text from there on, for a value that is kept whole."""
+
+    def __init__(self, fh, chunk_bytes: int):
+        self._fh, self._chunk = fh, max(1, int(chunk_bytes))
+        self._decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
+        self.buf, self.pos, self.base = "", 0, 0  # base: characters dropped before buf
+        self.keep: int | None = None
+        self.eof = self._started = False
+
+    def _read(self, n: int) -> bytes:
+        data = self._fh.read(n)
+        if not self._started:
+            self._started = True
+            while len(data) < len(UTF8_BOM) and (more := self._fh.read(n)):
+                data += more
+            if data.startswith(UTF8_BOM):
+                data = data.lstrip(UTF8_BOM)  # every leading byte of the mark, as bytes.lstrip did on the whole file
+                while not data and (more := self._fh.read(n)):
+                    data = more.lstrip(UTF8_BOM)
+        return data
+
+    def fill(self, at_least: int = 0) -> bool:
+        """Append the next chunk (at least ``at_least`` bytes, so a long value is re-read O(log) times) and
+        drop the text before ``pos`` (and ``keep``). False once the file is read to its end."""
+        if self.eof:
+            return False
+        data = self._read(max(self._chunk, at_least))
+        self.eof = not data
+        drop = self.pos if self.keep is None else min(self.pos, self.keep)
+        self.buf = self.buf[drop:] + self._decoder.decode(data, final=self.eof)
+        self.base, self.pos = self.base + drop, self.pos - drop
+        if self.keep is not None:
+            self.keep -= drop
+        return True
+
+    def at(self) -> int:
+        """Characters of the document before ``pos``."""
+        return self.base + self.pos
+
+    def error(self, message: str) -> _JsonSyntax:
+        return _JsonSyntax(f"{message} at character {self.at()}")
+
+    def peek(self) -> str:
+        """The next character that is not JSON whitespace, with ``pos`` on it ('' at the end)."""
+        while True:
+            self.pos = _JSON_WS.match(self.buf, self.pos).end()
+            if self.pos < len(self.buf):
+                return self.buf[self.pos]
+            if not self.fill():
+                return ""
+
+    def expect(self, char: str, message: str) -> None:
+        if self.peek() != char:
+            raise self.error(message)
+        self.pos += 1
+
+    def value(self) -> tuple[Any, str]:
+        """The value at ``pos`` (as json reads it) and its text; ``pos`` moves past it."""
+        while True:
+            start = self.pos
+            try:
+                found, end = _raw_decode(self.buf, start)
+            except json.JSONDecodeError as err:
+                cut = err.pos >= len(self.buf) - _NEAR_END or err.msg.startswith("Unterminated string")
+                if cut and self.fill(len(self.buf) - start):
+                    continue
+                raise _JsonSyntax(f"{err.msg} at character {self.base + err.pos}") from None
+            if type(found) in (int, float) and end > len(self.buf) - _NEAR_END and self.fill(len(self.buf) - start):
+                continue  # a number may go on in the next chunk ("1" of "1e5")
+            self.pos = end
+            return found, self.buf[start:end]
+
+
+def _raw_decode(text: str, pos: int) -> tuple[Any, int]:
+    try:
+        return _JSON_DECODER.raw_decode(text, pos)
+    except RecursionError:  # nesting orjson reads (up to _JSON_DEPTH levels) but the recursion limit stops
+        limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(limit + _JSON_DEPTH + 100)
+        try:
+            return _JSON_DECODER.raw_decode(text, pos)
+        except RecursionError:
+            raise _JsonSyntax(f"nested deeper than {_JSON_DEPTH} levels") from None
+        finally:
+            sys.setrecursionlimit(limit)
+
+
+class _TwoDataKeys(ValueError):
+    """A top-level object with a second "data" key after the one whose array was read."""
+
+
+def _json_records(doc: _JsonText) -> Iterator[tuple[str, str]]:
+    """The events of a JSON document: ``("item", text)`` for each element of the array that holds the
+    records (a top-level array, or the array of a top-level object's ``data`` key: nested ``data`` keys
+    are record fields), one at a time; then ``("whole", text)`` for a top-level value that holds no such
+    array (one ad object, or not a dump), kept whole. Raises _JsonSyntax where the text is not JSON."""
+
+    def items() -> Iterator[tuple[str, str]]:
+        doc.pos += 1  # past "["
+        if doc.peek() == "]":
+            doc.pos += 1
+            return
+        while True:
+            doc.peek()
+            yield "item", doc.value()[1]
+            char = doc.peek()
+            if char == "]":
+                doc.pos += 1
+                return
+            if char != ",":
+                raise doc.error("Expecting ',' delimiter")
+            doc.pos += 1
+
+    first = doc.peek()
+    whole = None
+    if first == "[":
+        yield from items()
+    elif first == "{":
+        doc.keep, streamed = doc.pos, False
+        doc.pos += 1
+        char = doc.peek()
+        if char == "}":
+            doc.pos += 1
+        while char != "}":
+            if char != '"':
+                raise doc.error("Expecting property name enclosed in double quotes")
+            key = doc.value()[0]
+            doc.expect(":", "Expecting ':' delimiter")
+            if key == "data" and streamed:
+                raise _TwoDataKeys("a second top-level 'data' key after the 'data' array that was read")
+            if key == "data" and doc.peek() == "[":
+                doc.keep, streamed = None, True  # a page: what came before "data" is not needed
+                yield from items()
+            else:
+                doc.peek()
+                doc.value()
+            char = doc.peek()
+            if char == ",":
+                doc.pos += 1
+                char = doc.peek()
+                if char == "}":
+                    raise doc.error("Expecting property name enclosed in double quotes")
+            elif char == "}":
+                doc.pos += 1
+            else:
+                raise doc.error("Expecting ',' delimiter")
+        if not streamed:
+            whole, doc.keep = doc.buf[doc.keep:doc.pos], None
+    elif first == "":
+        raise doc.error("Expecting value")
+    else:
+        whole = doc.value()[1]
+    if doc.peek():
+        raise doc.error("Extra data")
+    if whole is not None:
+        yield "whole", whole
+
+
+def _json_item(index: int, obj: Any) -> RawRecord:
+    if isinstance(obj, dict):
+        return RawRecord(index, obj)
+    return RawRecord(index, None, _raw_text(orjson.dumps(obj)), "not_an_object")
+
+
+def _first_line_is_a_record(spec: DumpSpec, limit: int) -> bool:
+    """Whether the file's first non-blank line is one JSON object (read at most ``limit`` bytes of it:
+    a longer line holds more than the document's first value, so it is not one)."""
+    with _open_binary(spec.path) as fh:
+        while (line := fh.readline(limit)) and not line.strip():
+            pass
+    if len(line) >= limit and not line.endswith(b"\n"):
+        return False
+    return _jsonl_record(0, line).record is not None
+
+
+def read_json_pages(spec: DumpSpec, notes: dict | None = None, chunk_bytes: int | None = None) -> Iterator[RawRecord]:
     """One API page (``{"data": [...], "paging": ...}``), a plain JSON array of ads, or one ad object
     (a document store's one-document-per-file export). A ``.json`` file that turns out to hold JSON
-    Lines is read as JSON Lines (``notes["format_detected"]``)."""
-    with _open_binary(spec.path) as fh:
-        data = fh.read()
+    Lines is read as JSON Lines (``notes["format_detected"]``).
+
+    Streamed: the file is read ``chunk_bytes`` (default JSON_CHUNK_BYTES) at a time and the records of
+    the page's ``data`` array (or of the top-level array) are parsed one at a time, each by orjson as the
+    whole document was before; memory is a chunk and the record being read, not the file. Keys around
+    ``data`` are parsed and skipped. A document that is not valid JSON stops the job as before (the
+    message names the character where it stops); the records before that point were already handed on,
+    and the job fails all the same. A second top-level ``data`` key after the array was read stops the
+    job too (a whole-document parse kept the last one)."""
+    index = 0
+    doc = None
     try:
-        doc = orjson.loads(data.lstrip(UTF8_BOM) if data.startswith(UTF8_BOM) else data)
-    except orjson.JSONDecodeError as err:
-        first = next((line for line in data.split(b"\n") if line.strip()), b"")
-        if _jsonl_record(0, first).record is not None:
-            if notes is not None:
-                notes["format_detected"] = "jsonl"
-            log.warning("%s: not one JSON document but JSON Lines; read as JSON Lines", spec.path.name)
-            yield from read_jsonl(spec, notes)
-            return
-        raise IngestError(f"{spec.path}: not valid JSON ({err}); JSON Lines dumps need a .jsonl suffix") from None
-    if isinstance(doc, dict) and isinstance(doc.get("data"), list):
-        items = doc["data"]
-    elif isinstance(doc, dict) and not _AD_FIELDS.isdisjoint(doc) and "data" not in doc:
+        with _open_binary(spec.path) as fh:
+            doc = _JsonText(fh, chunk_bytes or JSON_CHUNK_BYTES)
+            for kind, text in _json_records(doc):
+                found = orjson.loads(text)
+                if kind == "item":
+                    yield _json_item(index, found)
+                    index += 1
+                    continue
+                if isinstance(found, dict) and isinstance(found.get("data"), list):
+                    items = found["data"]
+                elif isinstance(found, dict) and not _AD_FIELDS.isdisjoint(found) and "data" not in found:
+                    if notes is not None:
+                        notes["single_object"] = True
+                    items = [found]
+                elif isinstance(found, list):
+                    items = found
+                else:
+                    raise IngestError(f"{spec.path}: expected an API page with a 'data' list, a JSON array of ads or one ad object")
+                for obj in items:
+                    yield _json_item(index, obj)
+                    index += 1
+        return
+    except _TwoDataKeys as err:
+        raise IngestError(f"{spec.path}: {err}; the reader streams the first one") from None
+    except (_JsonSyntax, orjson.JSONDecodeError) as err:
+        failure = err
+    limit = (4 * doc.at() if doc is not None else 0) + (1 << 20)  # bytes: the first value and more
+    if index == 0 and _first_line_is_a_record(spec, limit):
         if notes is not None:
-            notes["single_object"] = True
-        items = [doc]
-    elif isinstance(doc, list):
-        items = doc
-    else:
-        raise IngestError(f"{spec.path}: expected an API page with a 'data' list, a JSON array of ads or one ad object")
-    for index, obj in enumerate(items):
-        if isinstance(obj, dict):
-            yield RawRecord(index, obj)
-        else:
-            yield RawRecord(index, None, _raw_text(orjson.dumps(obj)), "not_an_object")
+            notes["format_detected"] = "jsonl"
+        log.warning("%s: not one JSON document but JSON Lines; read as JSON Lines", spec.path.name)
+        yield from read_jsonl(spec, notes)
+        return
+    raise IngestError(f"{spec.path}: not valid JSON ({failure}); JSON Lines dumps need a .jsonl suffix") from None
 
 
 def _map_columns(header: list[str], extra: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
