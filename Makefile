@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(PY) tests/bench/bench_ingest.py
 	$(PY) tests/bench/bench_dag.py
 	$(PY) tests/bench/bench_pairs.py
+	$(PY) tests/bench/bench_pair_tasks.py
 	$(PY) tests/bench/bench_embed.py
 	$(PY) tests/bench/bench_keywords.py
 	$(PY) tests/bench/bench_train.py
