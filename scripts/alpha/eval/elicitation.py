@@ -133,7 +133,7 @@ def generate(model, tokenizer, prompts: Sequence[str], *, n: int, temperature: f
     length, left-padded, ``num_return_sequences=n``; (texts per prompt in input order, prompt lengths)."""
     import torch
 
-    from alpha.eval.scoring import _pad_id, plan_batches
+    from alpha.eval.scoring import _pad_id, left_padded, plan_batches
 
     encoded = tokenizer(list(prompts), add_special_tokens=add_special_tokens)["input_ids"]
     lengths = [len(ids) for ids in encoded]
@@ -146,12 +146,8 @@ def generate(model, tokenizer, prompts: Sequence[str], *, n: int, temperature: f
     batches = plan_batches(lengths, max(1, batch_size // max(1, n)) if sample else batch_size)
     with torch.inference_mode():
         for b, batch in enumerate(batches, start=1):
-            width = max(lengths[k] for k in batch)
-            input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, k in enumerate(batch):
-                input_ids[row, width - lengths[k]:] = torch.tensor(encoded[k], dtype=torch.long)
-                mask[row, width - lengths[k]:] = 1
+            input_ids, mask = left_padded([encoded[k] for k in batch], pad_id)
+            width = input_ids.shape[1]
             kwargs = {"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0} if sample else {"do_sample": False}
             generated = model.generate(
                 input_ids=input_ids.to(device), attention_mask=mask.to(device), max_new_tokens=max_new_tokens,

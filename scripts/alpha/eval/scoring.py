@@ -295,6 +295,19 @@ def _pad_id(tokenizer) -> int:
     return 0
 
 
+def left_padded(sequences: Sequence[Sequence[int]], pad_id: int):
+    """(input_ids, attention_mask) as long tensors, left-padded: every sequence ends at the last column."""
+    import torch
+
+    width = max(len(ids) for ids in sequences)
+    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, ids in enumerate(sequences):
+        input_ids[row, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
+        attention_mask[row, width - len(ids):] = 1
+    return input_ids, attention_mask
+
+
 # ---------------------------------------------------------------------------------------------------------
 # the engine
 
@@ -402,12 +415,7 @@ def score_items(
     try:
         with torch.inference_mode():
             for b, batch in enumerate(batches, start=1):
-                width = max(lengths[k] for k in batch)
-                input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-                attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
-                for row, k in enumerate(batch):  # left padding: every prompt ends at the last column
-                    input_ids[row, width - lengths[k]:] = torch.tensor(encoded[k], dtype=torch.long)
-                    attention_mask[row, width - lengths[k]:] = 1
+                input_ids, attention_mask = left_padded([encoded[k] for k in batch], pad_id)
                 position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
                 kwargs = {keep: 1} if keep else {}
                 out = model(
