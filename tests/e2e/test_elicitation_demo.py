@@ -77,5 +77,5 @@ def test_permutations_change_rescores_only_the_option_block_tasks(demo_run, tmp_
                   if entry.get("mode", "logprob") == "logprob" and load_task(entry.get("task", name)).option_line]
     assert sorted(permutable) == ["globalopinionqa", "gss", "opinionqa", "opinionqa_xl"]
     assert counts["score_benchmark"] == len(config["models"]) * len(permutable)  # not culturebank, culturenli, other modes
-    assert set(counts) - {"total"} == {"score_benchmark", "benchmark_metrics", "table1", "table2", "plot_table1",
+    assert set(counts) - {"total", "all"} == {"score_benchmark", "benchmark_metrics", "table1", "table2", "plot_table1",
                                        "ablation_table", "elicitation_table"}, counts

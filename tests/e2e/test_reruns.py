@@ -54,7 +54,7 @@ def test_editing_the_metrics_reruns_the_metrics_and_tables_never_scoring(demo_ru
     edit(run / "scripts/alpha/eval/metrics.py")
     jobs = jobs_in_dry_run(run)
     assert "benchmark_metrics" in jobs and "table1" in jobs
-    assert jobs <= {"benchmark_metrics", "table1", "table2", "ablation_table", "plot_table1"}
+    assert jobs <= {"benchmark_metrics", "table1", "table2", "ablation_table", "plot_table1", "elicitation_table"}
 
 
 @pytest.mark.parametrize("module, rules", [

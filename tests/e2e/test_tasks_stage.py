@@ -114,9 +114,11 @@ def test_shard_sets_match_config_and_their_manifests(results, config):
 # the three registry models are evaluated on the test sets; new samples also rebuild the tiny model
 # (its tokenizer is trained on them) and retrain both fine-tunes
 EVAL = {"eval_train_tasks": 3, "train_tasks_table": 1}
-# every registry model is scored on the six benchmarks: retrained weights rescore and rebuild the tables
-BENCHMARK_EVAL = {"score_benchmark": 18, "benchmark_metrics": 18, "table1": 1, "table2": 1, "plot_table1": 1,
-                  "ablation_table": 1}
+# every registry model is scored on the eight registry benchmarks (the six, and GlobalOpinionQA in the
+# sampled and verbalised modes): retrained weights rescore and rebuild the tables
+BENCHMARK_EVAL = {"score_benchmark": 24, "benchmark_metrics": 24, "table1": 1, "table2": 1, "plot_table1": 1,
+                  "ablation_table": 1, "elicitation_table": 1}
+EXPORTS = {"export_dataset": 5}  # every shard set's dataset export carries the test sets of its tasks
 MODELS = {"build_tiny_model": 1, "train_model": 2, "merge_lora": 1, **EVAL, **BENCHMARK_EVAL}
 
 
@@ -130,11 +132,13 @@ def _dry_run_counts(workdir, config, tmp_path):
 @pytest.mark.parametrize(
     "edit, expected",
     [
-        (lambda c: c["tasks"].update(tap_min_class_size=7), {"test_sets": 1, **EVAL}),
-        (lambda c: c["shards"]["sets"]["ablation-TAG"]["caps"].update(TAG=400), {"make_shards": 1}),  # no model trains on it
-        (lambda c: c["tasks"].update(region_min_rank_diff=4), {"pair_tasks": 2, "test_sets": 1, "make_shards": 5, **MODELS}),
+        (lambda c: c["tasks"].update(tap_min_class_size=7), {"test_sets": 1, **EVAL, **EXPORTS}),
+        (lambda c: c["shards"]["sets"]["ablation-TAG"]["caps"].update(TAG=400),  # no model trains on it
+         {"make_shards": 1, "export_dataset": 1}),
+        (lambda c: c["tasks"].update(region_min_rank_diff=4),
+         {"pair_tasks": 2, "test_sets": 1, "make_shards": 5, **MODELS, **EXPORTS}),
         (lambda c: c["tasks"]["keywords"].update(top_n=4),
-         {"extract_keywords": 2, "gather_keywords": 1, "ad_tasks": 1, "test_sets": 1, "make_shards": 5, **MODELS}),
+         {"extract_keywords": 2, "gather_keywords": 1, "ad_tasks": 1, "test_sets": 1, "make_shards": 5, **MODELS, **EXPORTS}),
     ],
     ids=["tap-balance", "one-ablation-cap", "tc-region-rule", "keywords"],
 )

@@ -127,6 +127,7 @@ def test_census_parameter_change_reruns_only_downstream(demo_run, tmp_path):
         "normalise_census", "delivery_figures", "ad_tasks", "pair_tasks", "test_sets", "make_shards",
         "build_tiny_model", "train_model", "merge_lora", "eval_train_tasks", "train_tasks_table",
         "score_benchmark", "benchmark_metrics", "table1", "table2", "plot_table1", "ablation_table",
+        "elicitation_table", "export_dataset",
         "behaviour_similarity", "correlation_summary",  # paper 3.2 reads the segments
     }
 

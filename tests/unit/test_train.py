@@ -338,3 +338,23 @@ def test_collate_right_pads():
     assert out["input_ids"].tolist() == [[5, 6, 7], [8, 2, 2], [9, 10, 2]]
     assert out["labels"].tolist() == [[-100, 6, 7], [8, -100, -100], [-100, -100, -100]]
     assert out["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0], [1, 1, 0]]
+
+
+def test_saved_tokenizer_config_does_not_depend_on_hf_hub_offline(tmp_path, monkeypatch):
+    """transformers writes local_files_only from the loading environment: two jobs, one with HF_HUB_OFFLINE
+    set, must still write the same bytes."""
+    from transformers import AutoTokenizer
+
+    train_tokenizer(["a tiny corpus for a tiny tokenizer"] * 10, 120).save_pretrained(tmp_path / "base")
+    written = {}
+    for offline in (None, "1"):
+        if offline is None:
+            monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        else:
+            monkeypatch.setenv("HF_HUB_OFFLINE", offline)
+        out = tmp_path / f"out-{offline}"
+        train.save_tokenizer(AutoTokenizer.from_pretrained(tmp_path / "base", local_files_only=offline == "1"), out)
+        written[offline] = (out / "tokenizer_config.json").read_bytes()
+        assert b"local_files_only" not in written[offline]
+    assert written[None] == written["1"]
+    assert json.loads(written["1"])["eos_token"] == "</s>"

@@ -278,7 +278,7 @@ def run(*, recipe_path: str, base_model: str, chat_template: str | None, shards:
             if isinstance(config.get("target_modules"), list):
                 config["target_modules"] = sorted(config["target_modules"])
             adapter_config.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-        tokenizer.save_pretrained(out)
+        save_tokenizer(tokenizer, out)
         history = [
             {k: e[k] for k in ("step", "loss", "grad_norm", "learning_rate") if k in e}
             for e in trainer.state.log_history
@@ -310,6 +310,22 @@ def run(*, recipe_path: str, base_model: str, chat_template: str | None, shards:
     return summary
 
 
+# Written by transformers from how the tokenizer was loaded (HF_HUB_OFFLINE set or not in the job's
+# environment), not a property of the tokenizer: left in, the same run gives different bytes.
+LOAD_TIME_TOKENIZER_KEYS = ("local_files_only",)
+
+
+def save_tokenizer(tokenizer, folder: str | os.PathLike) -> None:
+    """``save_pretrained``, then the load-time keys dropped from tokenizer_config.json (same layout)."""
+    tokenizer.save_pretrained(folder)
+    path = Path(folder) / "tokenizer_config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    if any(key in config for key in LOAD_TIME_TOKENIZER_KEYS):
+        for key in LOAD_TIME_TOKENIZER_KEYS:
+            config.pop(key, None)
+        path.write_text(json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def shutdown() -> None:
     """Leave together, then exit without running C++ destructors.
 
@@ -338,5 +354,5 @@ def merge_lora(base_model: str, adapter: str, output: str) -> dict:
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_model), adapter)
     merged = model.merge_and_unload()
     merged.save_pretrained(output)
-    AutoTokenizer.from_pretrained(adapter).save_pretrained(output)
+    save_tokenizer(AutoTokenizer.from_pretrained(adapter), output)
     return {"parameters": sum(p.numel() for p in merged.parameters())}
