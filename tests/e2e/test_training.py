@@ -159,7 +159,7 @@ def test_train_geometry_change_reruns_training_not_the_data(demo_run, tmp_path):
     changed.write_text(yaml.safe_dump(config, sort_keys=False))
     assert jobs_in_dry_run(demo_run, "--configfile", str(changed)) == {
         "train_model", "merge_lora", "eval_train_tasks", "train_tasks_table",
-        "score_benchmark", "benchmark_metrics", "table1", "table2", "plot_table1", "ablation_table",
+        "score_benchmark", "benchmark_metrics", "table1", "table2", "plot_table1", "ablation_table", "elicitation_table",
     }
 
 

@@ -204,3 +204,15 @@ def test_block_boundaries_and_long_lines(tmp_path, monkeypatch):
     reference, fast = both_paths(tmp_path, path)
     assert reference[0]["in"] == 120
     assert_same(reference, fast)
+
+
+@pytest.mark.parametrize("text", ["0000-01-01", "0000-12-31T10:00:00", "0000-02-29", "0001-01-01", "9999-12-31", "2021-02-30"])
+def test_year_zero_dates_are_rejected_by_both_paths(text):
+    """Arrow's strptime takes year 0, Python's datetime cannot hold it: the Arrow path wrote a date no reader
+    could convert (found by the ingestion fuzzer). Both paths must agree on every such date."""
+    import pyarrow as pa
+
+    from alpha.ads import cleaning
+    from alpha.ads.arrow import _parse_date
+
+    assert _parse_date(pa.array([text])).to_pylist() == [cleaning.parse_date(text)]

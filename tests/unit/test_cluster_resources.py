@@ -11,7 +11,7 @@ from snakemake_executor_plugin_slurm.utils import set_gres_string
 
 from workflow_helpers import ROOT, paper_standin_workflow, profile_without_conda, snakemake
 
-LOCAL_RULES = {"all", "train_tasks_table", "table1", "table2", "plot_table1"}
+LOCAL_RULES = {"all", "train_tasks_table", "table1", "table2", "plot_table1", "elicitation_table"}
 GPU_RULES = {"train_model", "eval_train_tasks", "score_benchmark", "embed_ads"}
 # not in the paper's DAG: it reads real files, trains no LoRA model and builds no tiny model; the
 # ablation table needs ablation fine-tunes in the registry, the grounded evaluation is off by default

@@ -151,8 +151,10 @@ def _parse_date(arr: pa.Array) -> pa.Array:
     text = pc.binary_join_element_wise(part("y"), pc.utf8_lpad(part("m"), 2, "0"), pc.utf8_lpad(part("d"), 2, "0"), "-")
     text = pc.if_else(pc.fill_null(time_ok, False), text, pa.scalar(None, pa.string()))
     parsed = pc.strptime(text, format="%Y-%m-%d", unit="s", error_is_null=True)
-    # strptime rolls impossible days over (2021-02-30 → 2021-03-02); the Python path rejects them
-    real = pc.equal(pc.strftime(parsed, format="%Y-%m-%d"), text)
+    # strptime rolls impossible days over (2021-02-30 → 2021-03-02), and takes year 0, which Python's
+    # datetime (MINYEAR = 1) cannot hold: the Python path rejects both
+    real = pc.and_kleene(pc.equal(pc.strftime(parsed, format="%Y-%m-%d"), text),
+                         pc.greater_equal(pc.cast(part("y"), pa.int64()), 1))
     return pc.if_else(real, parsed, pa.scalar(None, parsed.type)).cast(pa.date32())
 
 
